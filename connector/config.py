@@ -391,7 +391,7 @@ class _Section:
             raise _fail(self._key(key), "a list of strings", value)
         return tuple(value)
 
-    def path(self, key: str, default: Path | None, base: Path | None) -> Path | None:
+    def filepath(self, key: str, default: Path | None, base: Path | None) -> Path | None:
         value = self._get(key)
         if value is None:
             return default
@@ -443,7 +443,7 @@ def _server(s: _Section) -> ServerSettings:
 
 
 def _storage(s: _Section, base: Path) -> StorageSettings:
-    data_dir = s.path("data_dir", base / "data", base) or base / "data"
+    data_dir = s.filepath("data_dir", base / "data", base) or base / "data"
     url = s.string("database_url", "")
     if url and not re.match(r"^(sqlite\+aiosqlite|postgresql\+asyncpg)://", url):
         raise _fail(
@@ -510,7 +510,7 @@ def _pbx(s: _Section, base: Path) -> AmiPbxSettings:
         originate_channel=s.string("originate_channel", d.originate_channel),
         originate_timeout=s.number("originate_timeout", d.originate_timeout, 1, 600),
         dial_rules=_dial_rules(s),
-        recordings_dir=s.path("recordings_dir", None, base),
+        recordings_dir=s.filepath("recordings_dir", None, base),
         max_message_bytes=s.integer("max_message_bytes", d.max_message_bytes, 1024, 16 << 20),
     )
     if "{extension}" not in out.originate_channel:
@@ -599,7 +599,7 @@ def _calllog(s: _Section) -> CallLogSettings:
 def _recordings(s: _Section, base: Path, data_dir: Path) -> RecordingSettings:
     d = RecordingSettings()
     out = RecordingSettings(
-        directory=s.path("directory", data_dir / "recordings", base) or data_dir / "recordings",
+        directory=s.filepath("directory", data_dir / "recordings", base) or data_dir / "recordings",
         format=s.string("format", d.format, ("mp3", "opus")),
         bitrate=s.string("bitrate", d.bitrate),
         retention_days=s.integer("retention_days", 0, 0, 36500),
@@ -642,8 +642,8 @@ def _softphone(s: _Section, base: Path) -> SoftphoneSettings:
         auto_answer=s.boolean("auto_answer", False),
         connector_url=_url(s, "connector_url", d.connector_url),
         token=s.secret("token"),
-        audio_in=s.path("audio_in", None, base),
-        audio_out_dir=s.path("audio_out_dir", None, base),
+        audio_in=s.filepath("audio_in", None, base),
+        audio_out_dir=s.filepath("audio_out_dir", None, base),
         pbx=s.string("pbx", d.pbx),
     )
     if out.rtp_port_low > out.rtp_port_high:

@@ -149,7 +149,7 @@ class ConversationsMerged(ObservationBase):
 
 @dataclass(frozen=True, slots=True)
 class ConversationEnded(ObservationBase):
-    """The PBX says the whole call is over; ``outcome`` is the provider's verdict if it gives one."""
+    """The PBX says the whole call is over; ``outcome`` is the provider's verdict, if any."""
 
     outcome: Outcome | None = None
 
