@@ -1,0 +1,1 @@
+"""Benchmarks: the connector against the floor, side by side. Run ``python -m bench``."""
