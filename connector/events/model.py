@@ -104,6 +104,10 @@ class LegRinging(ObservationBase):
     direction: Direction = Direction.UNKNOWN
     queue: str = ""
     did: str = ""
+    external: bool = False  # the leg rings a party outside the PBX (a trunk), not an agent
+    originated: bool = False  # the leg was placed by an Originate (click-to-call agent leg)
+    from_extension: str = ""  # the agent extension of the dialing channel, if it is an agent
+    source_leg_id: str = ""  # the dialing channel's leg id (Local ;2 halves collapse through it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,8 @@ class LegTransferred(ObservationBase):
     from_extension: str = ""
     to_extension: str = ""
     kind: TransferKind = TransferKind.BLIND
+    from_leg_id: str = ""
+    to_leg_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,73 @@ class ConversationEnded(ObservationBase):
     outcome: Outcome | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelSeen(ObservationBase):
+    """A channel (leg) exists in the conversation: just created, or still up after a resync.
+
+    ``adopted`` marks channels reported by a resync snapshot (Asterisk CoreShowChannel) rather
+    than created live; ``answered`` is then the channel's state (Up).
+    """
+
+    leg_id: str = ""
+    channel: str = ""
+    extension: str = ""
+    caller: Party = field(default_factory=Party)
+    direction: Direction = Direction.UNKNOWN
+    adopted: bool = False
+    answered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LegHungUp(ObservationBase):
+    """A channel is gone (Asterisk Hangup); the cause is informational only."""
+
+    leg_id: str = ""
+    channel: str = ""
+    cause: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPaired(ObservationBase):
+    """Two halves of one Asterisk Local channel (``;1`` is ``leg_id``, ``;2`` the other)."""
+
+    leg_id: str = ""
+    other_leg_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LegBridged(ObservationBase):
+    """A leg entered a bridge (it is talking); answers a ringing leg whose DialEnd was lost."""
+
+    leg_id: str = ""
+    bridge_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCallerChanged(ObservationBase):
+    """The caller joined, left or abandoned a queue (``status``: joined / left / abandoned)."""
+
+    leg_id: str = ""
+    queue: str = ""
+    status: str = "joined"
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateResult(ObservationBase):
+    """The result of an Originate whose first leg is ``leg_id`` (Asterisk ChannelId).
+
+    ``reason`` is Asterisk's OriginateResponse Reason (3 rang without answer, 4 answered,
+    5 busy, 0/1/8 failed); success means only that the first leg (the agent) answered.
+    """
+
+    leg_id: str = ""
+    action_id: str = ""
+    success: bool = False
+    reason: int = 0
+    extension: str = ""
+    channel: str = ""
+
+
 Observation = (
     ConversationStarted
     | LegRinging
@@ -163,6 +236,12 @@ Observation = (
     | RecordingFound
     | ConversationsMerged
     | ConversationEnded
+    | ChannelSeen
+    | LegHungUp
+    | LocalPaired
+    | LegBridged
+    | QueueCallerChanged
+    | OriginateResult
 )
 
 
@@ -212,6 +291,7 @@ class CallAnswered(EventBase):
     callee: Party = field(default_factory=Party)
     extension: str = ""
     user_id: int | None = None
+    remote: bool = False  # the remote party (customer) answered an outbound call, not an agent
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +342,10 @@ class CallEnded(EventBase):
     ring_seconds: float = 0.0
     talk_seconds: float = 0.0
     recording: str = ""
+    # Conversation ids merged into this one (Asterisk rewrote the Linkedid): close those too.
+    merged_ids: tuple[str, ...] = ()
+    # Click-to-call that never reached the customer: agent_no_answer / agent_busy / agent_failed.
+    failure: str = ""
 
 
 @dataclass(frozen=True, slots=True)
