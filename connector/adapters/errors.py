@@ -1,0 +1,58 @@
+"""Errors of the PBX adapters.
+
+The tree::
+
+    AdapterError
+     └── AmiProtocolError            something on the AMI wire is not valid AMI
+          ├── AmiMessageTooLarge      a message (or a single line) exceeds max_message_bytes
+          ├── AmiDecodeError          bytes that are not UTF-8
+          ├── AmiMalformedLine        a line that is not ``Key: Value`` inside a message
+          ├── AmiTruncatedMessage     a message cut off (EOF, or a new message began without the
+          │                           blank line that ends the previous one)
+          └── AmiEncodeError          an action we were asked to send cannot be framed safely
+                                      (CR/LF inside a header); also a ValueError
+
+The framer (:class:`connector.adapters.ami_codec.AmiFramer`) never raises these out of ``feed``:
+it records them (``drain_errors()``), counts them (``error_count``) and resynchronises. The I/O
+adapter logs and counts what it drains.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdapterError",
+    "AmiDecodeError",
+    "AmiEncodeError",
+    "AmiMalformedLine",
+    "AmiMessageTooLarge",
+    "AmiProtocolError",
+    "AmiTruncatedMessage",
+]
+
+
+class AdapterError(Exception):
+    """Base of every error raised by a PBX adapter."""
+
+
+class AmiProtocolError(AdapterError):
+    """Input on the AMI socket that is not valid AMI."""
+
+
+class AmiMessageTooLarge(AmiProtocolError):
+    """A message grew beyond the configured limit; it was skipped up to its blank line."""
+
+
+class AmiDecodeError(AmiProtocolError):
+    """A message held bytes that are not valid UTF-8; it was skipped up to its blank line."""
+
+
+class AmiMalformedLine(AmiProtocolError):
+    """A line inside a message is not ``Key: Value``; the line was skipped."""
+
+
+class AmiTruncatedMessage(AmiProtocolError):
+    """A message was cut off before its terminating blank line."""
+
+
+class AmiEncodeError(AmiProtocolError, ValueError):
+    """An action cannot be encoded (a header name or value contains CR or LF, or is empty)."""
