@@ -23,8 +23,8 @@ SCENARIOS = sorted(p.stem for p in DATA.glob("*.ami"))
 
 EVENT = (
     b"Event: Newchannel\r\nPrivilege: call,all\r\nChannel: PJSIP/101-0000002a\r\n"
-    b"CallerIDName: \xd0\x9e\xd0\x9e\xd0\x9e \xd0\xa0\xd0\xbe\xd0\xbc\xd0\xb0\xd1\x88\xd0\xba\xd0\xb0"
-    b"\r\nUniqueid: 1.1\r\n\r\n"
+    + "CallerIDName: ООО Ромашка\r\n".encode()
+    + b"Uniqueid: 1.1\r\n\r\n"
 )
 
 
