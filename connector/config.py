@@ -191,6 +191,8 @@ class HubSettings:
     max_connections_per_user: int = 10
     max_message_bytes: int = 65_536
     lookup_budget_ms: int = 150
+    port: int = 8081  # the hub listens on its own port (0: any free port)
+    public_url: str = ""  # ws:// or wss:// URL browsers use, if not host:port (proxies)
 
 
 @dataclass(frozen=True)
@@ -566,8 +568,12 @@ def _hub(s: _Section) -> HubSettings:
             "max_connections_per_user", d.max_connections_per_user, 1, 10_000
         ),
         max_message_bytes=s.integer("max_message_bytes", d.max_message_bytes, 256, 16 << 20),
-        lookup_budget_ms=s.integer("lookup_budget_ms", d.lookup_budget_ms, 1, 60_000),
+        lookup_budget_ms=s.integer("lookup_budget_ms", d.lookup_budget_ms, 0, 60_000),
+        port=s.integer("port", d.port, 0, 65535),
+        public_url=s.string("public_url", d.public_url),
     )
+    if out.public_url and not re.match(r"^wss?://[^\s/]+", out.public_url):
+        raise _fail(s._key("public_url"), "a ws:// or wss:// URL", out.public_url)
     if not out.path.startswith("/"):
         raise _fail(s._key("path"), "a URL path starting with /", out.path)
     s.finish()
