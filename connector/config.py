@@ -93,6 +93,7 @@ class ServerSettings:
     public_url: str = ""
     max_body_bytes: int = 1_048_576
     trusted_proxies: tuple[str, ...] = ()
+    metrics_public: bool = True  # False: GET /metrics needs an admin's API token
 
 
 @dataclass(frozen=True)
@@ -439,6 +440,7 @@ def _server(s: _Section) -> ServerSettings:
         public_url=_url(s, "public_url", ""),
         max_body_bytes=s.integer("max_body_bytes", 1_048_576, 1024, 1 << 30),
         trusted_proxies=s.strings("trusted_proxies", ()),
+        metrics_public=s.boolean("metrics_public", True),
     )
     s.finish()
     return out
