@@ -15,6 +15,8 @@ library and the fix here (``tests/integration/test_softphone_patches.py``):
   raises ``BlockingIOError``. -> every read waits with ``select`` first, with a deadline.
 * **``call()`` has no timeout** and hangs when the callee answers a final error. -> bounded
   wait; ``4xx/5xx/6xx`` end the call with a reason instead of leaving it DIALING forever.
+* **Rejecting a ringing call crashes** (``deny()`` stops RTP clients that never started). ->
+  :meth:`PatchedCall.deny` sends ``486`` and ends the call itself.
 * **CANCEL leaves the call ringing forever** and no ``487`` is sent. -> the call ends
   (``EndReason.CANCELLED``) and the INVITE gets ``487 Request Terminated``.
 * **A dialing call cannot be abandoned** (only ``hangup()`` of an answered call exists). ->
@@ -144,8 +146,11 @@ class PatchedCall(VoIPCall):
         """Reject a ringing call with 486 Busy Here."""
         if self.state != CallState.RINGING:
             raise InvalidState(f"cannot reject: the call is {self.state.value.lower()}")
-        self._end(EndReason.REJECTED, 486)
-        super().deny()
+        # pyVoIP's deny() stops RTP clients that were never started and crashes
+        # (AttributeError: 'RTPClient' object has no attribute 'sin').
+        message = self.sip.gen_busy(self.request)
+        self.sip.out.sendto(message.encode("utf8"), (self.phone.server, self.phone.port))
+        self._finish(EndReason.REJECTED, 486)
 
     def answer(self) -> None:
         """Answer a ringing call."""
@@ -178,14 +183,19 @@ class PatchedCall(VoIPCall):
         """End the call from outside pyVoIP's own paths (CANCEL, error response, stop)."""
         if self.state == CallState.ENDED:
             return
-        for client in self.RTPClients:
-            try:
-                client.stop()
-            except OSError:
-                pass
+        self._stop_rtp()
         self._end(reason, status)
         self.state = CallState.ENDED
         self.phone.calls.pop(self.call_id, None)
+
+    def _stop_rtp(self) -> None:
+        for client in self.RTPClients:
+            if hasattr(client, "sin"):  # only started clients have sockets
+                try:
+                    client.stop()
+                except OSError:
+                    pass
+            client.NSD = False
 
     def dtmf_callback(self, code: str) -> None:
         """pyVoIP's RTP thread saw a key press."""

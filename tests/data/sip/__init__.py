@@ -1,0 +1,1 @@
+"""SIP test data: sipp scenarios and a generator of RTP pcap files for sipp to play."""
