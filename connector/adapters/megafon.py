@@ -1,0 +1,245 @@
+"""MegaFon VATS (ITooLabs "API for CRM integration", ``crm_token``): a pure codec.
+
+Wire format (PROVIDERS.md section 3.1): one url-encoded POST URL for everything, the command in
+``cmd`` and the shared token in ``crm_token`` (no HMAC: compared in constant time).
+
+Mapping (the conversation is ``callid``, shared by all related calls; a leg is
+``<callid>:<ext>`` for an agent, ``<callid>:out`` for the outside party of an outbound call):
+
+==================  =========================================================================
+event INCOMING      LegRinging(extension=ext, caller=phone, did=diversion)
+event OUTGOING      ConversationStarted(outbound) + LegRinging(external, from_extension=ext)
+event ACCEPTED      LegAnswered (the agent's leg; outbound: the outside leg)
+event COMPLETED     LegHungUp
+event CANCELLED     LegEnded(cancel) (the caller hung up, or a colleague answered)
+event TRANSFERRED   LegTransferred to ``ext``
+history             RecordingFound(link) if any, ConversationEnded(outcome from ``status``)
+contact             answered synchronously by the web route (see :func:`contact_query`)
+==================  =========================================================================
+
+Times: ``event`` carries no time, so it is stamped when it arrived; ``history.start`` is UTC
+(``YYYYmmddTHHMMSSZ``) and the end is ``start + duration``.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+
+from connector.adapters.errors import (
+    WebhookMalformedError,
+    WebhookSignatureError,
+    WebhookUnknownEvent,
+)
+from connector.adapters.webhook_request import Decoded, WebhookRequest, parse_form, require
+from connector.config import WebhookAccountSettings
+from connector.events.model import (
+    ConversationEnded,
+    ConversationStarted,
+    Direction,
+    LegAnswered,
+    LegEnded,
+    LegHungUp,
+    LegRinging,
+    LegStatus,
+    LegTransferred,
+    Observation,
+    Outcome,
+    Party,
+    RecordingFound,
+)
+
+__all__ = ["COMMANDS", "contact_query", "outcome_of", "parse", "verify"]
+
+COMMANDS = frozenset({"event", "history", "contact", "rating"})
+EVENT_TYPES = frozenset(
+    {"INCOMING", "OUTGOING", "ACCEPTED", "COMPLETED", "CANCELLED", "TRANSFERRED"}
+)
+
+
+def verify(account: WebhookAccountSettings, request: WebhookRequest, now: datetime) -> None:
+    """Check ``crm_token`` against the account's secret (the token set in the VATS cabinet)."""
+    del now  # MegaFon sends no signed timestamp
+    fields = parse_form(request)
+    token = fields.get("crm_token")
+    if not token:
+        raise WebhookSignatureError("crm_token is missing")
+    if not hmac.compare_digest(token.encode(), account.secret.get().encode()):
+        raise WebhookSignatureError("crm_token does not match")
+    cmd = fields.get("cmd", "")
+    if cmd not in COMMANDS:
+        raise WebhookUnknownEvent(f"unknown MegaFon command {cmd!r}")
+
+
+def contact_query(request: WebhookRequest) -> tuple[str, str] | None:
+    """``(phone, diversion)`` of a ``cmd=contact`` lookup, None for any other command."""
+    fields = parse_form(request)
+    if fields.get("cmd") != "contact":
+        return None
+    (phone,) = require(fields, "phone")
+    return phone, fields.get("diversion", "")
+
+
+def outcome_of(status: str) -> Outcome:
+    """The outcome of a ``history.status`` (compared case-insensitively)."""
+    s = status.strip().lower()
+    if s == "success":
+        return Outcome.ANSWERED
+    if s in ("missed", "no_answer", "noanswer"):
+        return Outcome.NO_ANSWER
+    if s == "cancel":
+        return Outcome.ABANDONED
+    if s == "busy":
+        return Outcome.BUSY
+    return Outcome.FAILED
+
+
+def _start(value: str) -> datetime:
+    try:
+        return datetime.strptime(value.strip(), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        raise WebhookMalformedError(f"start must be YYYYmmddTHHMMSSZ, got {value[:30]!r}") from None
+
+
+def _duration(value: str) -> int:
+    try:
+        seconds = int(value or "0")
+    except ValueError:
+        raise WebhookMalformedError(f"duration must be an integer, got {value[:20]!r}") from None
+    if not 0 <= seconds <= 10**7:
+        raise WebhookMalformedError(f"duration out of range: {seconds}")
+    return seconds
+
+
+def parse(
+    account: WebhookAccountSettings, request: WebhookRequest, received_at: datetime
+) -> Decoded:
+    """The observations of one verified MegaFon command (``event`` or ``history``)."""
+    f = parse_form(request)
+    cmd = f.get("cmd", "")
+    if cmd not in COMMANDS:
+        raise WebhookUnknownEvent(f"unknown MegaFon command {cmd!r}")
+    (call,) = require(f, "callid")
+    if not call:
+        raise WebhookMalformedError("callid is empty")
+    pbx = account.pbx_name
+    if cmd in ("contact", "rating"):
+        return Decoded(event_key=f"{cmd}:{call}", conversation_id=call, kind=cmd)
+    ext = f.get("ext", "")
+    phone = f.get("phone", "")
+    did = f.get("diversion", "")
+    if cmd == "history":
+        key = f"history:{call}"
+        start = _start(require(f, "start")[0])
+        end = start + timedelta(seconds=_duration(f.get("duration", "")))
+        obs: list[Observation] = []
+        link = f.get("link", "").strip()
+        if link:
+            obs.append(
+                RecordingFound(
+                    pbx=pbx, conversation_id=call, at=end, source_key=key, reference=link
+                )
+            )
+        obs.append(
+            ConversationEnded(
+                pbx=pbx,
+                conversation_id=call,
+                at=end,
+                source_key=key,
+                outcome=outcome_of(f.get("status", "")),
+            )
+        )
+        return Decoded(event_key=key, conversation_id=call, observations=tuple(obs), kind=cmd)
+    (etype,) = require(f, "type")
+    etype = etype.upper()
+    if etype not in EVENT_TYPES:
+        raise WebhookUnknownEvent(f"unknown MegaFon event type {etype!r}")
+    outbound = f.get("direction", "").lower() == "out" or etype == "OUTGOING"
+    key = f"event:{call}:{etype}:{ext}"
+    at = received_at
+    agent_leg = f"{call}:{ext}"
+    out_leg = f"{call}:out"
+    obs = []
+    if etype == "INCOMING":
+        if not ext:
+            raise WebhookMalformedError("INCOMING without 'ext'")
+        obs.append(
+            LegRinging(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                leg_id=agent_leg,
+                extension=ext,
+                caller=Party(phone),
+                callee=Party(ext),
+                direction=Direction.INBOUND,
+                did=did,
+            )
+        )
+    elif etype == "OUTGOING":
+        obs.append(
+            ConversationStarted(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                direction=Direction.OUTBOUND,
+                caller=Party(ext),
+                callee=Party(phone),
+            )
+        )
+        obs.append(
+            LegRinging(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                leg_id=out_leg,
+                caller=Party(ext),
+                callee=Party(phone),
+                direction=Direction.OUTBOUND,
+                external=True,
+                from_extension=ext,
+            )
+        )
+    elif etype == "ACCEPTED":
+        leg, leg_ext = (out_leg, "") if outbound else (agent_leg, ext)
+        obs.append(
+            LegAnswered(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                leg_id=leg,
+                extension=leg_ext,
+            )
+        )
+    elif etype == "COMPLETED":
+        leg = out_leg if outbound else agent_leg
+        obs.append(LegHungUp(pbx=pbx, conversation_id=call, at=at, source_key=key, leg_id=leg))
+    elif etype == "CANCELLED":
+        leg, leg_ext = (out_leg, "") if outbound else (agent_leg, ext)
+        obs.append(
+            LegEnded(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                leg_id=leg,
+                extension=leg_ext,
+                status=LegStatus.CANCEL,
+            )
+        )
+    else:  # TRANSFERRED
+        obs.append(
+            LegTransferred(
+                pbx=pbx,
+                conversation_id=call,
+                at=at,
+                source_key=key,
+                to_extension=ext,
+                to_leg_id=agent_leg,
+            )
+        )
+    return Decoded(event_key=key, conversation_id=call, observations=tuple(obs), kind=etype)
