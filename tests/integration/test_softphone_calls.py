@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import audioop
+import dataclasses
+import socket
 import wave
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -12,7 +15,13 @@ import pytest
 
 from connector.events.model import Direction
 from softphone import events as ev
-from softphone.errors import AuthenticationFailed, PortInUse, RegistrarUnreachable
+from softphone.errors import (
+    AuthenticationFailed,
+    CallFailed,
+    HoldNotSupported,
+    PortInUse,
+    RegistrarUnreachable,
+)
 from softphone.phone import PhoneOptions, Softphone
 from tests.data.sip.pcap import tone_ulaw, write_rtp_pcap
 from tests.integration.softphone_sipp import Sipp, free_udp_port, phone_settings
@@ -137,8 +146,6 @@ async def test_incoming_call_audio_dtmf_and_bye(sipp_factory, tmp_path, stopper)
         assert wav.getframerate() == 8000 and wav.getsampwidth() == 2
         frames = wav.readframes(wav.getnframes())
     assert abs(len(frames) // 2 - expected) <= 160 * 3
-    import audioop
-
     assert audioop.rms(frames, 2) > 3000  # the tone, not silence
 
 
@@ -160,3 +167,75 @@ async def test_caller_cancels_while_ringing(sipp_factory, tmp_path, stopper) -> 
     assert ended.reason == ev.EndReason.CANCELLED
     assert ended.status == 487
     assert phone.calls == {}
+
+
+def rtp_digits_and_audio(sock: socket.socket, want_digits: int, budget: int = 500) -> tuple[str, int]:
+    """Read RTP from ``sock`` (bounded): the DTMF digits (marker packets of PT 101) and the
+    loudest PCMU packet's RMS, until the digits are complete and a tone packet was seen."""
+    digits = ""
+    loudest = 0
+    for _ in range(budget):  # each recv waits at most the socket timeout
+        data = sock.recv(2048)
+        pt = data[1] & 0x7F
+        if pt == 101 and data[1] & 0x80:
+            digits += "0123456789*#ABCD"[data[12]]
+        elif pt == 0:
+            loudest = max(loudest, audioop.rms(audioop.ulaw2lin(data[12:], 2), 2))
+        if len(digits) >= want_digits and loudest > 3000:
+            break
+    return digits, loudest
+
+
+async def test_outgoing_call_answered_dtmf_audio_and_hangup(sipp_factory, tmp_path, stopper) -> None:
+    tone = tmp_path / "tone.wav"
+    with wave.open(str(tone), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        pcm = audioop.ulaw2lin(tone_ulaw(1.0), 2)
+        wav.writeframes(audioop.tostereo(audioop.ratecv(pcm, 2, 1, 8000, 16000, None)[0], 2, 1, 1))
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    rtp.settimeout(5)
+    try:
+        sipp = sipp_factory("registrar_callee", rtpport=rtp.getsockname()[1])
+        settings = dataclasses.replace(phone_settings(sipp.port, tmp_path), audio_in=tone)
+        phone = Softphone(settings)
+        stopper.append(phone)
+        queue = phone.listen()
+        await phone.start()
+
+        call_id = await phone.dial("79161234567")
+        ringing = await next_of(queue, ev.CallRinging, call_id=call_id)
+        assert ringing.direction == Direction.OUTBOUND
+        assert ringing.remote.number == "79161234567"
+        await next_of(queue, ev.CallAnswered, call_id=call_id)
+
+        phone.send_dtmf(call_id, "42")
+        digits, loudest = await asyncio.to_thread(rtp_digits_and_audio, rtp, 2)
+        assert digits == "42"
+        assert loudest > 3000  # the tone from the WAV file went out
+
+        phone.hangup(call_id)
+        ended = await next_of(queue, ev.CallEnded, call_id=call_id)
+        assert ended.reason == ev.EndReason.LOCAL_HANGUP
+        assert phone.calls == {}
+    finally:
+        rtp.close()
+
+
+async def test_outgoing_call_busy(sipp_factory, tmp_path, stopper) -> None:
+    sipp = sipp_factory("registrar_callee_busy")
+    phone, queue = await started_phone(sipp, tmp_path, stopper)
+    with pytest.raises(CallFailed, match="486"):
+        await phone.dial("100")
+    assert phone.calls == {}
+
+
+async def test_hold_is_refused_clearly(sipp_factory, tmp_path, stopper) -> None:
+    write_rtp_pcap(tmp_path / "call.pcap", tone_ulaw(0.2))
+    sipp = sipp_factory("registrar_caller")
+    phone, queue = await started_phone(sipp, tmp_path, stopper)
+    ringing = await next_of(queue, ev.CallRinging)
+    with pytest.raises(HoldNotSupported, match="re-INVITE"):
+        phone.hold(ringing.call_id)
