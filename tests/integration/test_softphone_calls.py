@@ -169,7 +169,9 @@ async def test_caller_cancels_while_ringing(sipp_factory, tmp_path, stopper) -> 
     assert phone.calls == {}
 
 
-def rtp_digits_and_audio(sock: socket.socket, want_digits: int, budget: int = 500) -> tuple[str, int]:
+def rtp_digits_and_audio(
+    sock: socket.socket, want_digits: int, budget: int = 500
+) -> tuple[str, int]:
     """Read RTP from ``sock`` (bounded): the DTMF digits (marker packets of PT 101) and the
     loudest PCMU packet's RMS, until the digits are complete and a tone packet was seen."""
     digits = ""
@@ -186,7 +188,9 @@ def rtp_digits_and_audio(sock: socket.socket, want_digits: int, budget: int = 50
     return digits, loudest
 
 
-async def test_outgoing_call_answered_dtmf_audio_and_hangup(sipp_factory, tmp_path, stopper) -> None:
+async def test_outgoing_call_answered_dtmf_audio_and_hangup(
+    sipp_factory, tmp_path, stopper
+) -> None:
     tone = tmp_path / "tone.wav"
     with wave.open(str(tone), "wb") as wav:
         wav.setnchannels(2)
