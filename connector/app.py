@@ -179,6 +179,9 @@ COMPONENT_FACTORIES: list[ComponentFactory] = []
 def _load_factories() -> list[ComponentFactory]:
     """The component factories of every feature, in start order."""
     factories: list[ComponentFactory] = list(COMPONENT_FACTORIES)
+    from connector.adapters.ami import ami_components
+
+    factories.append(ami_components)
     from connector.hub import hub_components
 
     factories.append(hub_components)
