@@ -11,9 +11,9 @@ Mapping (the conversation is ``entry_id``, a leg is ``call_id``):
 call Appeared            ConversationStarted (ivr/queue, the first seq, or outbound);
                          LegRinging for an agent (``to.extension``) or the outside number
 call Connected           LegAnswered; LegTransferred when ``from.taken_from_call_id`` is set
-call Disconnected        LegHungUp
+call Disconnected        LegEnded (why it stopped ringing) + LegHungUp
 summary                  ConversationEnded(outcome from ``entry_result``/``disconnect_reason``)
-record/added             RecordingFound(reference="mango:<recording_id>")
+record/added             RecordingFound(reference="mango:<account>:<recording_id>")
 result/callback          the asynchronous result of a click-to-call command
 recording, dtmf, sms...  accepted, nothing for the call model
 =======================  ===================================================================
@@ -51,8 +51,10 @@ from connector.events.model import (
     ConversationStarted,
     Direction,
     LegAnswered,
+    LegEnded,
     LegHungUp,
     LegRinging,
+    LegStatus,
     LegTransferred,
     Observation,
     Outcome,
@@ -229,7 +231,7 @@ def parse(
             conversation_id=entry,
             at=at,
             source_key=key,
-            reference=RECORDING_PREFIX + rec,
+            reference=f"{RECORDING_PREFIX}{account.account}:{rec}",
         )
         return Decoded(event_key=key, conversation_id=entry, observations=(found,), kind=path)
     if path == "/events/summary":
@@ -338,6 +340,11 @@ def _call(pbx: str, entry: str, data: Mapping[str, Any], path: str) -> Decoded:
                 )
             )
     elif state == "Disconnected":
+        # The tracker ignores a leg status once the leg was answered, so this only says why a
+        # leg that rang stopped ringing.
+        reason = _str(data, "disconnect_reason")
+        status = LegStatus.CANCEL if reason[:2] in ("", "11") else LegStatus.FAILED
+        obs.append(LegEnded(**base, leg_id=leg, extension=to_ext, status=status))
         obs.append(LegHungUp(**base, leg_id=leg))
     elif state != "OnHold":
         raise WebhookMalformedError(f"unknown call_state {state!r}")

@@ -15,7 +15,7 @@ NOTIFY_END         LegEnded (unanswered extension), RecordingFound if recorded,
                    ConversationEnded(outcome from ``disposition``)
 NOTIFY_OUT_START   ConversationStarted(outbound) + LegRinging(external, from_extension=internal)
 NOTIFY_OUT_END     LegEnded (unanswered), RecordingFound, ConversationEnded
-NOTIFY_RECORD      RecordingFound(reference="zadarma:<call_id_with_rec>")
+NOTIFY_RECORD      RecordingFound(reference="zadarma:<account>:<call_id_with_rec>")
 NOTIFY_IVR         nothing (accepted)
 =================  ==========================================================================
 
@@ -194,7 +194,7 @@ def parse(
                 conversation_id=call,
                 at=received_at,
                 source_key=key,
-                reference=RECORDING_PREFIX + rec,
+                reference=f"{RECORDING_PREFIX}{account.account}:{rec}",
             )
         )
         return Decoded(event_key=key, conversation_id=call, observations=tuple(obs), kind=event)
@@ -298,7 +298,7 @@ def parse(
                     conversation_id=call,
                     at=end,
                     source_key=key,
-                    reference=RECORDING_PREFIX + rec,
+                    reference=f"{RECORDING_PREFIX}{account.account}:{rec}",
                 )
             )
         obs.append(
