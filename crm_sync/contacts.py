@@ -16,14 +16,26 @@ parameters only; the ``name`` filter escapes ``%``, ``_`` and ``\\`` so they mat
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
-from crm_sync.paging import Page
+from crm_sync.audit import record
+from crm_sync.errors import NotFound, ValidationError
+from crm_sync.fields import aware, check_known, opt_id, opt_text, req_text, str_list, utc_now
+from crm_sync.paging import Page, check_page
+from crm_sync.phones import NormalizedPhone, normalize, suffix_range, variants
+from crm_sync.schema import companies, contacts, phones, users
+from crm_sync.schema import phones as phones_table
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -40,7 +52,9 @@ __all__ = [
     "get_contact",
     "list_companies",
     "list_contacts",
+    "escape_like",
     "merge_contact",
+    "parse_phones",
     "update_company",
     "update_contact",
 ]
@@ -138,6 +152,276 @@ class Company:
         }
 
 
+# ---------------------------------------------------------------------------- shared pieces
+
+MAX_PHONES = 50
+MAX_NAME = 300
+MAX_NOTES = 20_000
+
+
+def escape_like(text: str) -> str:
+    """``text`` with LIKE wildcards escaped (use with ``escape="\\"``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def parse_phones(
+    value: object, region: str, key: str = "phones"
+) -> list[tuple[NormalizedPhone, str]]:
+    """Check and normalise a ``phones`` value: a list of strings or ``{"number", "label"}``.
+
+    Duplicates (same E.164, or same national number without one) are dropped. Raises
+    ValidationError naming ``phones[i]``.
+    """
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValidationError(key, f"{key} must be a list, got {type(value).__name__}")
+    if len(value) > MAX_PHONES:
+        raise ValidationError(key, f"{key} may hold at most {MAX_PHONES} numbers")
+    out: list[tuple[NormalizedPhone, str]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        name = f"{key}[{i}]"
+        label = ""
+        if isinstance(item, Mapping):
+            check_known(item, ("number", "label"), name)
+            number = item.get("number")
+            label = opt_text(item, "label", 40)
+        else:
+            number = item
+        if not isinstance(number, str):
+            raise ValidationError(name, f"{name} must be a phone number string, got {number!r}")
+        number = number.strip()
+        if len(number) > 64:
+            raise ValidationError(name, f"{name} must be at most 64 characters")
+        phone = normalize(number, region)
+        if not phone.national:
+            raise ValidationError(name, f"{name} is not a phone number: {number!r}")
+        key_ = phone.e164 or "n" + phone.national
+        if key_ in seen:
+            continue
+        seen.add(key_)
+        out.append((phone, label))
+    return out
+
+
+def phone_key(e164: str | None, national: str) -> str:
+    """What makes two stored numbers the same number."""
+    return e164 or "n" + national
+
+
+def _phone_values(
+    parsed: Iterable[tuple[NormalizedPhone, str]], *, contact_id: int | None, company_id: int | None
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "contact_id": contact_id,
+            "company_id": company_id,
+            "raw": p.raw,
+            "e164": p.e164,
+            "national": p.national,
+            "national_rev": p.national_rev,
+            "label": label,
+        }
+        for p, label in parsed
+    ]
+
+
+def _phone_match(number: str, region: str) -> ColumnElement[bool] | None:
+    """Condition on ``phones`` for ``number`` written any way (as a lookup matches it)."""
+    v = variants(number, region)
+    conds: list[ColumnElement[bool]] = []
+    if v.e164:
+        conds.append(phones.c.e164.in_(v.e164))
+    if v.national:
+        conds.append(phones.c.national.in_(v.national))
+    if v.suffix:
+        low, high = suffix_range(v.suffix)
+        rng = phones.c.national_rev >= low
+        if high is not None:
+            rng = rng & (phones.c.national_rev < high)
+        conds.append(rng)
+    return or_(*conds) if conds else None
+
+
+def _tag_match(column: Any, tag: str) -> ColumnElement[bool]:
+    """Rows whose JSON tag list holds ``tag`` (portable: a LIKE on the JSON text)."""
+    needle = escape_like(json.dumps(tag))
+    return cast(column, Text).like(f"%{needle}%", escape="\\")
+
+
+async def _check_user(conn: AsyncConnection, user_id: int | None, key: str) -> None:
+    if user_id is None:
+        return
+    found = (await conn.execute(select(users.c.id).where(users.c.id == user_id))).first()
+    if found is None:
+        raise ValidationError(key, f"{key}: user {user_id} does not exist")
+
+
+async def _check_company(conn: AsyncConnection, company_id: int | None, key: str) -> None:
+    if company_id is None:
+        return
+    found = (await conn.execute(select(companies.c.id).where(companies.c.id == company_id))).first()
+    if found is None:
+        raise ValidationError(key, f"{key}: company {company_id} does not exist")
+
+
+def _phone_of(row: Any) -> Phone:
+    return Phone(id=row.id, raw=row.raw, e164=row.e164, national=row.national, label=row.label)
+
+
+async def _phones_of(
+    conn: AsyncConnection, column: Any, ids: Sequence[int]
+) -> dict[int, list[Phone]]:
+    out: dict[int, list[Phone]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    rows = await conn.execute(select(phones).where(column.in_(list(ids))).order_by(phones.c.id))
+    for row in rows:
+        out[int(getattr(row, column.name))].append(_phone_of(row))
+    return out
+
+
+def _sql_now(value: Any) -> datetime:
+    result = aware(value)
+    assert result is not None
+    return result
+
+
+async def _load_contacts(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Contact]:
+    if not ids:
+        return {}
+    q = (
+        select(
+            contacts,
+            companies.c.name.label("company_name"),
+            users.c.name.label("responsible_name"),
+        )
+        .select_from(
+            contacts.outerjoin(companies, contacts.c.company_id == companies.c.id).outerjoin(
+                users, contacts.c.responsible_user_id == users.c.id
+            )
+        )
+        .where(contacts.c.id.in_(list(ids)))
+    )
+    rows = (await conn.execute(q)).all()
+    nums = await _phones_of(conn, phones.c.contact_id, [int(r.id) for r in rows])
+    return {
+        int(r.id): Contact(
+            id=int(r.id),
+            name=r.name,
+            company_id=r.company_id,
+            company_name=r.company_name,
+            responsible_user_id=r.responsible_user_id,
+            responsible_name=r.responsible_name,
+            phones=tuple(nums[int(r.id)]),
+            emails=tuple(r.emails or ()),
+            tags=tuple(r.tags or ()),
+            notes=r.notes,
+            created_at=_sql_now(r.created_at),
+            updated_at=_sql_now(r.updated_at),
+        )
+        for r in rows
+    }
+
+
+async def _load_companies(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Company]:
+    if not ids:
+        return {}
+    q = (
+        select(companies, users.c.name.label("responsible_name"))
+        .select_from(companies.outerjoin(users, companies.c.responsible_user_id == users.c.id))
+        .where(companies.c.id.in_(list(ids)))
+    )
+    rows = (await conn.execute(q)).all()
+    nums = await _phones_of(conn, phones.c.company_id, [int(r.id) for r in rows])
+    return {
+        int(r.id): Company(
+            id=int(r.id),
+            name=r.name,
+            responsible_user_id=r.responsible_user_id,
+            responsible_name=r.responsible_name,
+            phones=tuple(nums[int(r.id)]),
+            emails=tuple(r.emails or ()),
+            tags=tuple(r.tags or ()),
+            notes=r.notes,
+            created_at=_sql_now(r.created_at),
+            updated_at=_sql_now(r.updated_at),
+        )
+        for r in rows
+    }
+
+
+async def _parse_entity(
+    conn: AsyncConnection,
+    data: Mapping[str, Any],
+    allowed: frozenset[str],
+    what: str,
+    region: str,
+    *,
+    creating: bool,
+) -> tuple[dict[str, Any], list[tuple[NormalizedPhone, str]] | None]:
+    """Checked column values for the keys present in ``data`` and the parsed phones (None when
+    ``phones`` is absent)."""
+    check_known(data, allowed, what)
+    values: dict[str, Any] = {}
+    if creating or "name" in data:
+        values["name"] = req_text(data, "name", MAX_NAME)
+    if "company_id" in data and "company_id" in allowed:
+        values["company_id"] = opt_id(data, "company_id")
+        await _check_company(conn, values["company_id"], "company_id")
+    if "responsible_user_id" in data:
+        values["responsible_user_id"] = opt_id(data, "responsible_user_id")
+        await _check_user(conn, values["responsible_user_id"], "responsible_user_id")
+    if creating or "emails" in data:
+        values["emails"] = str_list(data, "emails", max_len=254, email=True)
+    if creating or "tags" in data:
+        values["tags"] = str_list(data, "tags", max_items=100, max_len=100)
+    if creating or "notes" in data:
+        values["notes"] = opt_text(data, "notes", MAX_NOTES, multiline=True)
+    parsed = parse_phones(data.get("phones"), region) if "phones" in data or creating else None
+    return values, parsed
+
+
+def _audit_view(
+    values: Mapping[str, Any], parsed: list[tuple[NormalizedPhone, str]] | None
+) -> dict[str, Any]:
+    out = dict(values)
+    out.pop("created_at", None)
+    out.pop("updated_at", None)
+    if parsed is not None:
+        out["phones"] = [p.raw for p, _ in parsed]
+    return out
+
+
+def _merge_values(
+    old_emails: Sequence[str],
+    old_tags: Sequence[str],
+    old_notes: str,
+    emails: Iterable[str],
+    tags: Iterable[str],
+    notes: str,
+) -> dict[str, Any]:
+    """The union of e-mails and tags and the appended notes; only what changed."""
+    out: dict[str, Any] = {}
+    new_emails = list(old_emails)
+    for e in emails:
+        if e and e not in new_emails:
+            new_emails.append(e)
+    if new_emails != list(old_emails):
+        out["emails"] = new_emails
+    new_tags = list(old_tags)
+    for t in tags:
+        if t and t not in new_tags:
+            new_tags.append(t)
+    if new_tags != list(old_tags):
+        out["tags"] = new_tags
+    notes = notes.strip()
+    if notes and notes not in old_notes:
+        out["notes"] = f"{old_notes}\n{notes}".strip()
+    return out
+
+
 # ---------------------------------------------------------------------------- contacts
 
 
@@ -153,12 +437,37 @@ async def create_contact(
 
     Raises ValidationError (bad field, unknown company or responsible user).
     """
-    raise NotImplementedError
+    now = now or utc_now()
+    values, parsed = await _parse_entity(
+        conn, data, CONTACT_FIELDS, "a contact", region, creating=True
+    )
+    result = await conn.execute(
+        contacts.insert().values(**values, created_at=now, updated_at=now).returning(contacts.c.id)
+    )
+    contact_id = int(result.scalar_one())
+    if parsed:
+        await conn.execute(
+            phones.insert(), _phone_values(parsed, contact_id=contact_id, company_id=None)
+        )
+    await record(
+        conn, user_id, "contact.create", "contact", contact_id, _audit_view(values, parsed), now=now
+    )
+    return await get_contact(conn, contact_id)
 
 
 async def get_contact(conn: AsyncConnection, contact_id: int) -> Contact:
     """The contact with ``contact_id``; raises NotFound."""
-    raise NotImplementedError
+    found = (await _load_contacts(conn, [contact_id])).get(contact_id)
+    if found is None:
+        raise NotFound("contact", contact_id)
+    return found
+
+
+async def _require(conn: AsyncConnection, table: Any, entity_id: int, entity: str) -> Any:
+    row = (await conn.execute(select(table).where(table.c.id == entity_id))).first()
+    if row is None:
+        raise NotFound(entity, entity_id)
+    return row
 
 
 async def update_contact(
@@ -174,7 +483,24 @@ async def update_contact(
 
     Raises NotFound, ValidationError.
     """
-    raise NotImplementedError
+    now = now or utc_now()
+    await _require(conn, contacts, contact_id, "contact")
+    values, parsed = await _parse_entity(
+        conn, changes, CONTACT_FIELDS, "a contact", region, creating=False
+    )
+    await conn.execute(
+        update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now)
+    )
+    if parsed is not None:
+        await conn.execute(delete(phones).where(phones.c.contact_id == contact_id))
+        if parsed:
+            await conn.execute(
+                phones.insert(), _phone_values(parsed, contact_id=contact_id, company_id=None)
+            )
+    await record(
+        conn, user_id, "contact.update", "contact", contact_id, _audit_view(values, parsed), now=now
+    )
+    return await get_contact(conn, contact_id)
 
 
 async def merge_contact(
@@ -194,7 +520,40 @@ async def merge_contact(
     A phone counts as present when its E.164 (or, without one, its national number) is.
     Raises NotFound, ValidationError.
     """
-    raise NotImplementedError
+    now = now or utc_now()
+    row = await _require(conn, contacts, contact_id, "contact")
+    parsed = parse_phones(list(phones), region)
+    clean_emails = str_list({"emails": list(emails)}, "emails", max_len=254, email=True)
+    clean_tags = str_list({"tags": list(tags)}, "tags", max_items=100, max_len=100)
+    values = _merge_values(
+        row.emails or [], row.tags or [], row.notes or "", clean_emails, clean_tags, notes
+    )
+    existing = {
+        phone_key(r.e164, r.national)
+        for r in await conn.execute(
+            select(phones_table.c.e164, phones_table.c.national).where(
+                phones_table.c.contact_id == contact_id
+            )
+        )
+    }
+    new_phones = [
+        (p, label) for p, label in parsed if phone_key(p.e164, p.national) not in existing
+    ]
+    if not values and not new_phones:
+        return await get_contact(conn, contact_id)
+    await conn.execute(
+        update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now)
+    )
+    if new_phones:
+        await conn.execute(
+            phones_table.insert(),
+            _phone_values(new_phones, contact_id=contact_id, company_id=None),
+        )
+    details = dict(values)
+    if new_phones:
+        details["phones_added"] = [p.raw for p, _ in new_phones]
+    await record(conn, user_id, "contact.merge", "contact", contact_id, details, now=now)
+    return await get_contact(conn, contact_id)
 
 
 async def delete_contact(
@@ -208,7 +567,61 @@ async def delete_contact(
 
     Raises NotFound.
     """
-    raise NotImplementedError
+    row = await _require(conn, contacts, contact_id, "contact")
+    await conn.execute(delete(phones).where(phones.c.contact_id == contact_id))
+    await conn.execute(delete(contacts).where(contacts.c.id == contact_id))
+    await record(
+        conn, user_id, "contact.delete", "contact", contact_id, {"name": row.name}, now=now
+    )
+
+
+def _filters(
+    table: Any,
+    owner: Any,
+    *,
+    name: str | None,
+    phone: str | None,
+    tag: str | None,
+    responsible_user_id: int | None,
+    region: str,
+) -> list[ColumnElement[bool]] | None:
+    """WHERE conditions for a listing; None when a filter can match nothing."""
+    conds: list[ColumnElement[bool]] = []
+    if name is not None and name.strip():
+        conds.append(table.c.name.ilike(f"%{escape_like(name.strip())}%", escape="\\"))
+    if phone is not None and phone.strip():
+        match = _phone_match(phone, region)
+        if match is None:
+            return None
+        conds.append(table.c.id.in_(select(owner).where(match, owner.is_not(None))))
+    if tag is not None and tag.strip():
+        conds.append(_tag_match(table.c.tags, tag.strip()))
+    if responsible_user_id is not None:
+        conds.append(table.c.responsible_user_id == responsible_user_id)
+    return conds
+
+
+async def _page_ids(
+    conn: AsyncConnection,
+    table: Any,
+    conds: list[ColumnElement[bool]] | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[int], int]:
+    if conds is None:
+        return [], 0
+    total = (await conn.execute(select(func.count()).select_from(table).where(*conds))).scalar_one()
+    ids = [
+        int(r[0])
+        for r in await conn.execute(
+            select(table.c.id)
+            .where(*conds)
+            .order_by(table.c.name, table.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+    ]
+    return ids, int(total)
 
 
 async def list_contacts(
@@ -228,7 +641,23 @@ async def list_contacts(
     ``name``: case-insensitive substring; ``phone``: any format, matched like a lookup (E.164,
     national or the last 7 digits); ``tag``: exact tag. Raises ValidationError for bad paging.
     """
-    raise NotImplementedError
+    limit, offset = check_page(limit, offset)
+    conds = _filters(
+        contacts,
+        phones.c.contact_id,
+        name=name,
+        phone=phone,
+        tag=tag,
+        responsible_user_id=responsible_user_id,
+        region=region,
+    )
+    if conds is not None and company_id is not None:
+        conds.append(contacts.c.company_id == company_id)
+    ids, total = await _page_ids(conn, contacts, conds, limit, offset)
+    loaded = await _load_contacts(conn, ids)
+    return Page(
+        items=[loaded[i] for i in ids if i in loaded], total=total, limit=limit, offset=offset
+    )
 
 
 # ---------------------------------------------------------------------------- companies
@@ -243,12 +672,32 @@ async def create_company(
     now: datetime | None = None,
 ) -> Company:
     """Create a company; audited as ``company.create``. Raises ValidationError."""
-    raise NotImplementedError
+    now = now or utc_now()
+    values, parsed = await _parse_entity(
+        conn, data, COMPANY_FIELDS, "a company", region, creating=True
+    )
+    result = await conn.execute(
+        companies.insert()
+        .values(**values, created_at=now, updated_at=now)
+        .returning(companies.c.id)
+    )
+    company_id = int(result.scalar_one())
+    if parsed:
+        await conn.execute(
+            phones.insert(), _phone_values(parsed, contact_id=None, company_id=company_id)
+        )
+    await record(
+        conn, user_id, "company.create", "company", company_id, _audit_view(values, parsed), now=now
+    )
+    return await get_company(conn, company_id)
 
 
 async def get_company(conn: AsyncConnection, company_id: int) -> Company:
     """The company with ``company_id``; raises NotFound."""
-    raise NotImplementedError
+    found = (await _load_companies(conn, [company_id])).get(company_id)
+    if found is None:
+        raise NotFound("company", company_id)
+    return found
 
 
 async def update_company(
@@ -264,7 +713,24 @@ async def update_company(
 
     Raises NotFound, ValidationError.
     """
-    raise NotImplementedError
+    now = now or utc_now()
+    await _require(conn, companies, company_id, "company")
+    values, parsed = await _parse_entity(
+        conn, changes, COMPANY_FIELDS, "a company", region, creating=False
+    )
+    await conn.execute(
+        update(companies).where(companies.c.id == company_id).values(**values, updated_at=now)
+    )
+    if parsed is not None:
+        await conn.execute(delete(phones).where(phones.c.company_id == company_id))
+        if parsed:
+            await conn.execute(
+                phones.insert(), _phone_values(parsed, contact_id=None, company_id=company_id)
+            )
+    await record(
+        conn, user_id, "company.update", "company", company_id, _audit_view(values, parsed), now=now
+    )
+    return await get_company(conn, company_id)
 
 
 async def delete_company(
@@ -278,7 +744,15 @@ async def delete_company(
 
     Raises NotFound.
     """
-    raise NotImplementedError
+    row = await _require(conn, companies, company_id, "company")
+    await conn.execute(delete(phones).where(phones.c.company_id == company_id))
+    await conn.execute(
+        update(contacts).where(contacts.c.company_id == company_id).values(company_id=None)
+    )
+    await conn.execute(delete(companies).where(companies.c.id == company_id))
+    await record(
+        conn, user_id, "company.delete", "company", company_id, {"name": row.name}, now=now
+    )
 
 
 async def list_companies(
@@ -293,9 +767,33 @@ async def list_companies(
     offset: int = 0,
 ) -> Page[Company]:
     """Companies matching every given filter, by name then id, with the total count."""
-    raise NotImplementedError
+    limit, offset = check_page(limit, offset)
+    conds = _filters(
+        companies,
+        phones.c.company_id,
+        name=name,
+        phone=phone,
+        tag=tag,
+        responsible_user_id=responsible_user_id,
+        region=region,
+    )
+    ids, total = await _page_ids(conn, companies, conds, limit, offset)
+    loaded = await _load_companies(conn, ids)
+    return Page(
+        items=[loaded[i] for i in ids if i in loaded], total=total, limit=limit, offset=offset
+    )
 
 
 async def find_company_by_name(conn: AsyncConnection, name: str) -> Company | None:
     """The company named exactly ``name`` (the oldest if several), or None."""
-    raise NotImplementedError
+    row = (
+        await conn.execute(
+            select(companies.c.id)
+            .where(companies.c.name == name.strip())
+            .order_by(companies.c.id)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return await get_company(conn, int(row[0]))
