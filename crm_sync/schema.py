@@ -282,7 +282,8 @@ webhook_inbox = Table(
     Column("provider", String(32), nullable=False),
     Column("account", String(100), nullable=False),
     Column("event_key", String(200), nullable=False),
-    Column("seq", BigInteger, nullable=True),
+    Column("conversation_id", String(200), nullable=False, server_default=""),
+    Column("seq", BigInteger, nullable=True),  # the provider's order within the conversation
     Column("headers", JSON, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("received_at", TS, nullable=False),

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 22:37:51.831003
+Create Date: 2026-11-28 22:48:10.930112
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("account", sa.String(length=100), nullable=False),
         sa.Column("event_key", sa.String(length=200), nullable=False),
+        sa.Column("conversation_id", sa.String(length=200), server_default="", nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=True),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
