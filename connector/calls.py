@@ -498,7 +498,8 @@ class CallTracker:
         self._own(conv, obs.leg_id)
         conv.channels.add(obs.leg_id)
         conv.channels_seen = True
-        first = obs.leg_id == conv.id or len(conv.channels) == 1
+        # The channel that opened the conversation (Uniqueid == Linkedid) tells its direction.
+        first = obs.leg_id == obs.conversation_id
         if first and obs.direction is Direction.INBOUND:
             if conv.direction in (Direction.UNKNOWN, Direction.INTERNAL):
                 conv.direction = Direction.INBOUND

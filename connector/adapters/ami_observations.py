@@ -137,13 +137,20 @@ class AmiTranslator:
 
     def _channel_direction(self, channel: str, context: str) -> Direction:
         ctx = context.lower()
-        if self.is_trunk(channel) or ctx in self._inbound:
+        if self.is_trunk(channel) or ctx in self._inbound or self._local_context(channel):
             return Direction.INBOUND
         if ctx in self._outbound:
             return Direction.OUTBOUND
         if ctx in self._internal:
             return Direction.INTERNAL
         return Direction.UNKNOWN
+
+    def _local_context(self, channel: str) -> bool:
+        """True for a Local channel created in an inbound context (``Local/DID@from-trunk``)."""
+        if not channel.startswith("Local/") or "@" not in channel:
+            return False
+        context = _CHANNEL_SUFFIX.sub("", channel.split("@", 1)[1]).split("/", 1)[0]
+        return context.lower() in self._inbound
 
     def _agent_extension(self, msg: AmiMessage, prefix: str) -> str:
         """The agent extension of channel ``prefix``, or ``""`` if it is not an agent's phone."""
@@ -255,7 +262,9 @@ class AmiTranslator:
                 )
             ]
         src_ctx = msg.get("Context").lower()
-        src_inbound = self.is_trunk(source) or src_ctx in self._inbound
+        src_inbound = (
+            self.is_trunk(source) or src_ctx in self._inbound or self._local_context(source)
+        )
         external = self.is_trunk(dest_channel) or (
             not extension and (src_ctx in self._outbound or not src_inbound)
         )
