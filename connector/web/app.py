@@ -20,7 +20,7 @@ from aiohttp import web
 
 from connector.app import Runtime
 from connector.web.auth import auth_middleware
-from connector.web.errors import ApiError, error_response
+from connector.web.errors import ApiError, error_response, from_domain
 from connector.web.keys import RUNTIME
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(400, "malformed_json", f"the body is not valid JSON: {exc.msg}")
     except UnicodeDecodeError:
         return error_response(400, "malformed_body", "the body is not valid UTF-8")
-    except Exception:
+    except Exception as exc:
+        domain = from_domain(exc)  # the CRM core's NotFound/Conflict/ValidationError
+        if domain is not None:
+            return error_response(domain.status, domain.code, domain.message, domain.field)
         logger.exception("unexpected error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error; it was logged")
 
@@ -59,6 +62,31 @@ def _route_setups() -> list[Callable[[web.Application], None]]:
     from connector.web import api_webhooks
 
     setups.append(api_webhooks.setup)
+    from connector.web import (
+        api_activities,
+        api_auth,
+        api_companies,
+        api_contacts,
+        api_lookup,
+        api_tasks,
+        api_tokens,
+        api_users,
+        health,
+        openapi,
+    )
+
+    setups += [
+        health.setup,
+        openapi.setup,
+        api_auth.setup,
+        api_tokens.setup,
+        api_users.setup,
+        api_contacts.setup,
+        api_companies.setup,
+        api_activities.setup,
+        api_tasks.setup,
+        api_lookup.setup,
+    ]
     return setups
 
 

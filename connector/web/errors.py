@@ -17,6 +17,7 @@ __all__ = [
     "conflict",
     "error_response",
     "forbidden",
+    "from_domain",
     "not_found",
     "unauthorized",
 ]
@@ -65,3 +66,26 @@ def not_found(message: str = "not found") -> ApiError:
 def conflict(message: str, field: str | None = None) -> ApiError:
     """409: the request conflicts with what is stored (duplicate login, stale state...)."""
     return ApiError(409, "conflict", message, field)
+
+
+def from_domain(exc: Exception) -> ApiError | None:
+    """The HTTP form of a CRM core error (the one place they are translated), else None.
+
+    ``NotFound`` -> 404, ``Conflict`` -> 409, ``ValidationError`` -> 400, each keeping the
+    message and the field; a unique or foreign-key violation that slipped past the core -> 409.
+    """
+    from sqlalchemy.exc import IntegrityError
+
+    from crm_sync.errors import Conflict, CrmError, NotFound, ValidationError
+
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", exc.message)
+    if isinstance(exc, Conflict):
+        return ApiError(409, "conflict", exc.message, exc.field)
+    if isinstance(exc, ValidationError):
+        return ApiError(400, "invalid", exc.message, exc.field)
+    if isinstance(exc, CrmError):
+        return ApiError(400, "bad_request", exc.message)
+    if isinstance(exc, IntegrityError):
+        return ApiError(409, "conflict", "the change conflicts with stored data")
+    return None

@@ -1,0 +1,67 @@
+"""Who may call the REST API's CRM endpoints, and small pieces every API module shares.
+
+Roles (see DESIGN.md "Security"): ``agent``, ``supervisor`` and ``admin`` are people;
+``pbx`` tokens belong to a PBX integration and may not use the CRM endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from connector.web.auth import principal
+from connector.web.errors import forbidden
+from crm_sync import users
+from crm_sync.auth import Principal
+
+__all__ = [
+    "ALL_ROLES",
+    "USER_ROLES",
+    "json_ok",
+    "may_see",
+    "user_principal",
+    "visible_user_ids",
+]
+
+USER_ROLES = ("agent", "supervisor", "admin")
+ALL_ROLES = (*USER_ROLES, "pbx")
+
+
+def user_principal(request: web.Request, *roles: str) -> Principal:
+    """The caller, who must be a person (not a PBX token) and, if ``roles`` are given, have one.
+
+    403 otherwise, naming the role needed.
+    """
+    who = principal(request)
+    allowed = roles or USER_ROLES
+    if who.user_id is None or who.role not in allowed:
+        raise forbidden(f"this needs the role {' or '.join(allowed)}; you are {who.role}")
+    return who
+
+
+def json_ok(data: Any, status: int = 200) -> web.Response:
+    """A JSON response."""
+    return web.json_response(data, status=status)
+
+
+async def visible_user_ids(conn: AsyncConnection, who: Principal) -> list[int] | None:
+    """Whose tasks and activities ``who`` may see: None means everyone's (admins).
+
+    Agents see their own; supervisors their team's (themselves included).
+    """
+    assert who.user_id is not None
+    if who.is_admin:
+        return None
+    if who.is_supervisor and who.team:
+        ids = await users.team_member_ids(conn, who.team)
+        return sorted({*ids, who.user_id})
+    return [who.user_id]
+
+
+def may_see(ids: list[int] | None, *user_ids: int | None) -> bool:
+    """True if any of ``user_ids`` is among the visible ``ids`` (None: all visible)."""
+    if ids is None:
+        return True
+    return any(u is not None and u in ids for u in user_ids)
