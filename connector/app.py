@@ -188,6 +188,11 @@ def _load_factories() -> list[ComponentFactory]:
     from connector import webhooks_inbox
 
     factories.append(webhooks_inbox.components)
+    from connector import recordings
+    from crm_sync import calllog
+
+    factories.append(calllog.components)
+    factories.append(recordings.components)
     return factories
 
 

@@ -594,18 +594,16 @@ class RecordingCollector:
         self.runtime = runtime
         self.pipeline = pipeline
         self._slots = asyncio.Semaphore(concurrency)
+        # subscribe now, so no call.ended published before run() starts is missed
+        self.subscription = runtime.bus.subscribe(self.name, {CallEnded.TYPE})
 
     async def run(self) -> None:
         """Consume call.ended until cancelled; each recording is handled in its own task."""
-        sub = self.runtime.bus.subscribe(self.name, {CallEnded.TYPE})
-        try:
-            async with asyncio.TaskGroup() as tg:
-                while True:
-                    event = await sub.get()
-                    if isinstance(event, CallEnded) and event.recording:
-                        tg.create_task(self._one(event))
-        finally:
-            self.runtime.bus.unsubscribe(sub)
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                event = await self.subscription.get()
+                if isinstance(event, CallEnded) and event.recording:
+                    tg.create_task(self._one(event))
 
     async def _one(self, event: CallEnded) -> None:
         async with self._slots:
