@@ -1,0 +1,180 @@
+"""A real runtime, web app and inbox worker on loopback for the webhook tests.
+
+Requests are real HTTP to an aiohttp test server running ``create_app(await build_runtime())``
+on a SQLite file in ``tmp_path``; the inbox worker runs as the daemon runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+
+from connector import webhooks_inbox
+from connector.app import Runtime, build_runtime
+from connector.config import settings_from_mapping
+from connector.events.bus import Subscription
+from connector.events.model import Event
+from connector.web.app import create_app
+from connector.webhooks_inbox import InboxWorker
+from crm_sync.schema import extensions, users, webhook_inbox
+
+ACCOUNTS: list[dict[str, Any]] = [
+    {
+        "provider": "zadarma",
+        "account": "zd1",
+        "pbx": "zadarma-main",
+        "key": "zd-user-key",
+        "secret": "zd-api-secret",
+        "timezone": "Europe/Moscow",
+    },
+    {
+        "provider": "mango",
+        "account": "mg1",
+        "pbx": "mango-main",
+        "key": "mango-product-key",
+        "secret": "mango-salt",
+    },
+    {
+        "provider": "megafon",
+        "account": "mf1",
+        "pbx": "megafon-main",
+        "key": "megafon-rest-key",
+        "secret": "megafon-crm-token",
+    },
+    {
+        "provider": "generic",
+        "account": "gen1",
+        "pbx": "generic-main",
+        "secret": "generic-shared-secret",
+        "max_skew_seconds": 300,
+    },
+]
+
+
+def metric(name: str, **labels: str) -> float:
+    """The current value of a Prometheus sample (0 when it was never incremented)."""
+    value = REGISTRY.get_sample_value(name, labels)
+    return value or 0.0
+
+
+@dataclass
+class WebhookEnv:
+    """The running pieces a test talks to."""
+
+    runtime: Runtime
+    client: TestClient[Any, Any]
+    worker: InboxWorker
+    events: Subscription
+
+    async def next_event(
+        self, type_: str, where: Callable[[Any], bool] = lambda e: True, timeout: float = 10.0
+    ) -> Any:
+        """The next bus event of ``type_`` matching ``where`` (others are skipped)."""
+
+        async def find() -> Event:
+            while True:
+                event = await self.events.get()
+                if event.TYPE == type_ and where(event):
+                    return event
+
+        return await asyncio.wait_for(find(), timeout)
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the worker has processed everything that is pending."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            async with self.runtime.engine.connect() as conn:
+                left = await conn.scalar(
+                    select(webhook_inbox.c.id).where(webhook_inbox.c.status == "pending").limit(1)
+                )
+            if left is None:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError("the webhook inbox did not drain")
+            self.worker.wake()
+            with suppress(TimeoutError):
+                await self.worker.wait_idle(0.5)
+
+    async def inbox_rows(self) -> list[Any]:
+        """Every inbox row, in arrival order."""
+        async with self.runtime.engine.connect() as conn:
+            return list(await conn.execute(select(webhook_inbox).order_by(webhook_inbox.c.id)))
+
+
+def make_settings(
+    tmp_path: Path, accounts: list[dict[str, Any]] | None = None, **extra: Any
+) -> Any:
+    """Settings with the test accounts and SQLite in ``tmp_path``."""
+    raw: dict[str, Any] = {
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "webhook": accounts if accounts is not None else ACCOUNTS,
+        "recordings": {"directory": str(tmp_path / "recordings")},
+    }
+    raw.update(extra)
+    return settings_from_mapping(raw, base_dir=tmp_path, environ={})
+
+
+async def seed_agents(runtime: Runtime, pbx_exts: dict[str, list[str]]) -> dict[str, int]:
+    """Users ``agent<ext>`` owning the extensions (on any PBX); returns login -> id."""
+    from datetime import UTC, datetime
+
+    ids: dict[str, int] = {}
+    async with runtime.engine.begin() as conn:
+        for _pbx, exts in pbx_exts.items():
+            for ext in exts:
+                login = f"agent{ext}"
+                if login in ids:
+                    continue
+                res = await conn.execute(
+                    users.insert().values(
+                        login=login,
+                        name=f"Agent {ext}",
+                        role="agent",
+                        team="sales",
+                        active=True,
+                        created_at=datetime.now(UTC),
+                        updated_at=datetime.now(UTC),
+                    )
+                )
+                uid = int(res.inserted_primary_key[0])
+                ids[login] = uid
+                await conn.execute(extensions.insert().values(user_id=uid, pbx="*", extension=ext))
+    await runtime.reload_directory()
+    return ids
+
+
+@asynccontextmanager
+async def webhook_env(
+    tmp_path: Path,
+    accounts: list[dict[str, Any]] | None = None,
+    *,
+    reorder_window: float = 1.0,
+    settings: Any = None,
+) -> AsyncIterator[WebhookEnv]:
+    """Start the runtime, the web app on a loopback port and the inbox worker."""
+    settings = settings or make_settings(tmp_path, accounts)
+    runtime = await build_runtime(settings)
+    webhooks_inbox.components(runtime)
+    worker = InboxWorker(runtime, reorder_window=reorder_window, poll_interval=0.5)
+    runtime.extras[webhooks_inbox.INBOX_KEY] = worker
+    events = runtime.bus.subscribe("webhook-test")
+    client: TestClient[Any, Any] = TestClient(TestServer(create_app(runtime), host="127.0.0.1"))
+    await client.start_server()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield WebhookEnv(runtime=runtime, client=client, worker=worker, events=events)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+        await client.close()
+        await runtime.engine.dispose()
