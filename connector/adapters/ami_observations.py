@@ -164,6 +164,14 @@ class AmiTranslator:
             return ext
         return msg.get(prefix + "Exten")
 
+    def _member_extension(self, msg: AmiMessage) -> str:
+        """A queue member's extension: its channel (``Local/101@from-queue-...;1``) or Interface."""
+        for channel in (msg.get("DestChannel"), msg.get("Interface")):
+            ext = channel_extension(channel) if channel else ""
+            if ext and _EXTENSION.match(ext):
+                return ext
+        return ""
+
     def _party(self, msg: AmiMessage, prefix: str) -> Party:
         return Party(
             number=clean_number(msg.get(prefix + "CallerIDNum")),
@@ -240,6 +248,8 @@ class AmiTranslator:
         dest_channel = msg.get("DestChannel")
         source = msg.get("Channel")
         extension = self._agent_extension(msg, "Dest")
+        if queue and not extension:  # a queue member is an agent, whatever its context
+            extension = self._member_extension(msg)
         if not source:
             # An Originate dials its first leg: only an agent's phone is a call of ours (the
             # click-to-call agent leg); anything else is the far end of a test or a callback.
@@ -280,10 +290,10 @@ class AmiTranslator:
             from_extension = ext if _EXTENSION.match(ext or "-") else ""
         caller = self._party(msg, "")
         if external:
-            # The number dialed: the dialing channel's extension in an outbound context (the
-            # dialed trunk channel often says "s"), else the dialed channel's.
+            # The number dialed: the dialing phone's current extension (the dialed trunk channel
+            # often says "s"), else the dialed channel's extension or caller id (fact 1).
             candidates = [msg.get("DestExten"), msg.get("DestCallerIDNum")]
-            if src_ctx in self._outbound:
+            if not src_inbound:
                 candidates.insert(0, msg.get("Exten"))
             number = next(
                 (clean_number(c) for c in candidates if clean_number(c) not in ("", "s")), ""
@@ -363,7 +373,7 @@ class AmiTranslator:
                 conversation_id=linked,
                 at=at,
                 leg_id=dest_uid,
-                extension=self._agent_extension(msg, "Dest"),
+                extension=self._agent_extension(msg, "Dest") or self._member_extension(msg),
             )
         ]
 
