@@ -236,7 +236,7 @@ class CallTracker:
         if isinstance(obs, ConversationsMerged):
             other = self._find(pbx, obs.other_conversation_id)
             if (pbx, other) in self._convs and (pbx, conv_id) in self._convs and other != conv_id:
-                self._merge(pbx, conv_id, other)
+                self._merge(pbx, other, conv_id)  # the older survives; a tie keeps ``other``
             return []
         conv = self._convs.get((pbx, conv_id))
         if conv is None:
