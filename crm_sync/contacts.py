@@ -184,7 +184,7 @@ def parse_phones(
         name = f"{key}[{i}]"
         label = ""
         if isinstance(item, Mapping):
-            check_known(item, ("number", "label"), name)
+            check_known(item, ("number", "label"), name, name)
             number = item.get("number")
             label = opt_text(item, "label", 40)
         else:

@@ -43,15 +43,23 @@ def aware(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def check_known(data: Mapping[str, Any], allowed: Iterable[str], what: str) -> None:
-    """Refuse keys that are not in ``allowed`` (typos must not be silently ignored)."""
+def check_known(
+    data: Mapping[str, Any], allowed: Iterable[str], what: str, prefix: str = ""
+) -> None:
+    """Refuse keys that are not in ``allowed`` (typos must not be silently ignored).
+
+    ``prefix`` is the path of ``data`` inside a larger value (``phones[0]``) for the field name.
+    """
     if not isinstance(data, Mapping):
-        raise ValidationError(None, f"{what} must be an object, got {type(data).__name__}")
+        raise ValidationError(
+            prefix or None, f"{what} must be an object, got {type(data).__name__}"
+        )
     known = set(allowed)
     for key in data:
         if key not in known:
+            name = f"{prefix}.{key}" if prefix else str(key)
             raise ValidationError(
-                str(key), f"{key!r} is not a field of {what}; allowed: {', '.join(sorted(known))}"
+                name, f"{key!r} is not a field of {what}; allowed: {', '.join(sorted(known))}"
             )
 
 

@@ -203,7 +203,7 @@ def _parse_extensions(value: object) -> list[Extension]:
             pbx, _, ext = item.rpartition(":")
             parsed = _check_extension(pbx, ext, key)
         elif isinstance(item, Mapping):
-            check_known(item, ("pbx", "extension"), key)
+            check_known(item, ("pbx", "extension"), key, key)
             parsed = _check_extension(item.get("pbx"), item.get("extension"), key)
         else:
             raise ValidationError(key, f'{key} must be {{"pbx": ..., "extension": ...}}')
