@@ -30,15 +30,20 @@ class Sipp:
         self.cwd = cwd
         self.variables = variables
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = cwd / f"sipp-{scenario}-{port}.log"
+        self.log = cwd / f"sipp-{scenario.replace(':', '-')}-{port}.log"
 
     def start(self) -> Sipp:
         """Start sipp in its own process group (bounded by -timeout)."""
+        scenario = (
+            ["-sn", self.scenario.removeprefix("builtin:")]
+            if self.scenario.startswith("builtin:")
+            else ["-sf", str(SCENARIOS / f"{self.scenario}.xml")]
+        )
         args = [
-            "sipp", "-sf", str(SCENARIOS / f"{self.scenario}.xml"),
+            "sipp", *scenario,
             "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(free_udp_port()),
             "-nostdin", "-timeout", "60", "-timeout_error", "-trace_err",
-            "-error_file", str(self.cwd / f"sipp-{self.scenario}-{self.port}-errors.log"),
+            "-error_file", str(self.log.with_suffix(".errors")),
         ]  # fmt: skip
         for name, value in self.variables.items():
             args += ["-set", name, str(value)]
