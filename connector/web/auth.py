@@ -21,7 +21,7 @@ __all__ = ["auth_middleware", "principal", "public", "require_role", "token_from
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Callable[..., Awaitable[web.StreamResponse]])
 
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
 def public(handler: H) -> H:
