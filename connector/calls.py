@@ -178,6 +178,7 @@ class _Conversation:
     provider_outcome: Outcome | None = None
     end_expected: bool = False
     ended_at: datetime | None = None
+    last_seen: datetime | None = None
 
     def resolve(self, leg_id: str) -> str:
         """The dialed leg a channel stands for (Local halves and collapsed hops)."""
@@ -250,6 +251,7 @@ class CallTracker:
             else:
                 self.ignored += 1
                 return []
+        conv.last_seen = now
         events = self._apply(conv, obs, now)
         if conv.state is not CallState.ENDED and self._over(conv):
             events.extend(self._end(conv, obs.at, now))
@@ -281,6 +283,33 @@ class CallTracker:
                     leg.hung_up = True
             if not conv.channels:
                 logger.info("%s:%s vanished during the AMI outage: ending it", pbx, conv.id)
+                events.extend(self._end(conv, now, now))
+        return events
+
+    def sweep(
+        self,
+        now: datetime,
+        idle_seconds: float = 4 * 3600.0,
+        expected_end_seconds: float = 120.0,
+    ) -> list[CallEvent]:
+        """End conversations that went silent: a lost Hangup must not keep a call open forever.
+
+        A conversation nothing was heard of for ``idle_seconds`` ends, and so does one whose end
+        the PBX announced (CEL LINKEDID_END) ``expected_end_seconds`` ago while a channel's
+        Hangup never came. Call it now and then (the runtime does, every minute or so).
+        """
+        events: list[CallEvent] = []
+        for conv in list(self._convs.values()):
+            seen = conv.last_seen or conv.created_at
+            quiet = (now - seen).total_seconds()
+            if quiet >= idle_seconds or (conv.end_expected and quiet >= expected_end_seconds):
+                logger.warning(
+                    "%s:%s silent for %.0f s with %d channel(s) up: ending it",
+                    conv.pbx,
+                    conv.id,
+                    quiet,
+                    len(conv.channels),
+                )
                 events.extend(self._end(conv, now, now))
         return events
 

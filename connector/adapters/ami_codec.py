@@ -137,6 +137,8 @@ class AmiFramer:
             end = nl if nl >= 0 else size
             if self._skipping:
                 self._skip(data, pos, end, nl >= 0)
+            elif self._msg_bytes + self._line_bytes + (end - pos) > self.max_message_bytes:
+                self._too_large(nl >= 0)  # checked before slicing: a huge line is never copied
             else:
                 self._take(data[pos:end], nl >= 0, out)
             pos = end + 1 if nl >= 0 else size
@@ -199,17 +201,17 @@ class AmiFramer:
                 self._skipping = False
             self._skip_line_has_data = False
 
+    def _too_large(self, line_ends: bool) -> None:
+        self._start_skipping(
+            AmiMessageTooLarge(
+                f"message exceeds {self.max_message_bytes} bytes; skipped to its blank line"
+            ),
+            line_has_data=True,
+        )
+        if line_ends:
+            self._skip_line_has_data = False
+
     def _take(self, piece: bytes, line_ends: bool, out: list[AmiMessage]) -> None:
-        if self._msg_bytes + self._line_bytes + len(piece) > self.max_message_bytes:
-            self._start_skipping(
-                AmiMessageTooLarge(
-                    f"message exceeds {self.max_message_bytes} bytes; skipped to its blank line"
-                ),
-                line_has_data=True,
-            )
-            if line_ends:
-                self._skip_line_has_data = False
-            return
         try:
             if piece:
                 self._line.append(self._decoder.decode(piece, final=False))

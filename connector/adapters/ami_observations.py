@@ -189,8 +189,8 @@ class AmiTranslator:
         at = _parse_time(msg, now)
         try:
             return handler(self, msg, at)
-        except (ValueError, KeyError) as exc:  # a malformed event must not stop the adapter
-            logger.warning("%s: cannot translate AMI %s: %s", self.name, name, exc)
+        except Exception:  # one malformed event must never stop the adapter
+            logger.exception("%s: cannot translate AMI %s; skipped", self.name, name)
             return []
 
     def _channel_seen(self, msg: AmiMessage, at: datetime) -> list[Observation]:

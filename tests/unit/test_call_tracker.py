@@ -343,3 +343,15 @@ def test_unknown_conversation_noise_is_ignored() -> None:
     assert tracker.handle(answer("X", "X.2", 1), at(1)) == []
     assert tracker.handle(ConversationEnded(pbx="p", conversation_id="X", at=at(1)), at(1)) == []
     assert tracker.size() == 0 and tracker.stats()["ignored"] == 3
+
+
+def test_sweep_ends_calls_whose_hangup_was_lost() -> None:
+    tracker = CallTracker()
+    run(tracker, [*inbound_call("A"), answer("A", "A.2", 2)])
+    run(tracker, [*inbound_call("B"), ConversationEnded(pbx="p", conversation_id="B", at=at(3))])
+    assert tracker.sweep(at(60)) == []
+    (end_b,) = tracker.sweep(at(200))
+    assert isinstance(end_b, CallEnded) and end_b.conversation_id == "B"
+    (end_a,) = tracker.sweep(at(5 * 3600))
+    assert isinstance(end_a, CallEnded) and end_a.outcome is Outcome.ANSWERED
+    assert tracker.size() == 0
