@@ -73,7 +73,7 @@ class ApiWorld:
                 return resp.status, await resp.json()
             return resp.status, await resp.text()
 
-    async def ok(self, who: str, method: str, path: str, body: Any = None) -> Any:
+    async def ok(self, who: str | None, method: str, path: str, body: Any = None) -> Any:
         """Make a request that must succeed (2xx); returns the decoded body."""
         status, data = await self.call(who, method, path, body)
         assert 200 <= status < 300, (method, path, status, data)

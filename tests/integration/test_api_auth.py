@@ -1,0 +1,101 @@
+"""Login, logout, the browser cookie, and token issue and revocation over real HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.api_harness import PASSWORD, api_world
+
+
+async def test_login_issues_a_working_token_and_cookie(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        resp = await w.client.post(
+            "/api/v1/auth/login", json={"login": "agent_a", "password": PASSWORD}
+        )
+        assert resp.status == 200
+        data = await resp.json()
+        assert data["user"]["login"] == "agent_a"
+        assert "password" not in data["user"] and "password_hash" not in data["user"]
+        assert data["token"].startswith("vc_")
+        cookie = resp.cookies["vc_token"]
+        assert cookie.value == data["token"]
+        assert cookie["httponly"] and cookie["samesite"] == "Lax"
+        me = await w.client.get("/api/v1/me", headers={"Authorization": f"Bearer {data['token']}"})
+        assert me.status == 200 and (await me.json())["login"] == "agent_a"
+        # the browser console: the cookie alone authenticates
+        by_cookie = await w.client.get("/api/v1/me", cookies={"vc_token": data["token"]})
+        assert by_cookie.status == 200
+
+
+async def test_wrong_password_and_unknown_login_get_the_same_answer(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        wrong = await w.call(
+            None, "POST", "/api/v1/auth/login", {"login": "agent_a", "password": "nope-nope"}
+        )
+        unknown = await w.call(
+            None, "POST", "/api/v1/auth/login", {"login": "ghost", "password": "nope-nope"}
+        )
+        no_password = await w.call(
+            None, "POST", "/api/v1/auth/login", {"login": "admin", "password": "whatever1"}
+        )
+        assert wrong[0] == unknown[0] == no_password[0] == 401
+        assert wrong[1] == unknown[1] == no_password[1]
+        missing = await w.call(None, "POST", "/api/v1/auth/login", {"login": "agent_a"})
+        assert missing[0] == 400 and missing[1]["error"]["field"] == "password"
+
+
+async def test_inactive_user_cannot_log_in_and_loses_tokens(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        await w.ok("admin", "PATCH", f"/api/v1/users/{w.ids['agent_a']}", {"active": False})
+        status, _ = await w.call(
+            None, "POST", "/api/v1/auth/login", {"login": "agent_a", "password": PASSWORD}
+        )
+        assert status == 401
+        status, _ = await w.call("agent_a", "GET", "/api/v1/me")
+        assert status == 401
+
+
+async def test_logout_revokes_the_token_at_once(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        login = await w.ok(
+            None, "POST", "/api/v1/auth/login", {"login": "agent_a", "password": PASSWORD}
+        )
+        hdrs = {"Authorization": f"Bearer {login['token']}"}
+        out = await w.client.post("/api/v1/auth/logout", headers=hdrs)
+        assert out.status == 204
+        assert out.cookies["vc_token"].value == ""
+        again = await w.client.get("/api/v1/me", headers=hdrs)
+        assert again.status == 401
+        assert (await again.json())["error"]["code"] == "unauthorized"
+        # the fixture's own token of the same user still works
+        assert (await w.call("agent_a", "GET", "/api/v1/me"))[0] == 200
+
+
+async def test_revoked_token_gets_401_immediately(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        issued = await w.ok("agent_a", "POST", "/api/v1/tokens", {"name": "script"})
+        assert issued["token"].startswith("vc_") and issued["name"] == "script"
+        hdrs = {"Authorization": f"Bearer {issued['token']}"}
+        assert (await w.client.get("/api/v1/contacts", headers=hdrs)).status == 200
+        listed = await w.ok("agent_a", "GET", "/api/v1/tokens")
+        assert issued["id"] in {t["id"] for t in listed["items"]}
+        assert all("token" not in t for t in listed["items"])
+        # an admin revokes it; the very next request is refused
+        status, _ = await w.call("admin", "DELETE", f"/api/v1/tokens/{issued['id']}")
+        assert status == 204
+        resp = await w.client.get("/api/v1/contacts", headers=hdrs)
+        assert resp.status == 401
+        # revoking twice: no such live token
+        assert (await w.call("admin", "DELETE", f"/api/v1/tokens/{issued['id']}"))[0] == 404
+        listed = await w.ok("agent_a", "GET", "/api/v1/tokens?include_revoked=true")
+        revoked = [t for t in listed["items"] if t["id"] == issued["id"]]
+        assert revoked and revoked[0]["revoked_at"] is not None
+
+
+async def test_deleted_user_tokens_stop_working(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        assert (await w.call("agent_b", "GET", "/api/v1/me"))[0] == 200
+        assert (await w.call("admin", "DELETE", f"/api/v1/users/{w.ids['agent_b']}"))[0] == 204
+        assert (await w.call("agent_b", "GET", "/api/v1/me"))[0] == 401
+        status, data = await w.call("admin", "DELETE", f"/api/v1/users/{w.ids['admin']}")
+        assert status == 409 and data["error"]["field"] == "id"
