@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from connector.app import Runtime, build_runtime
 from connector.config import settings_from_mapping
+from connector.events.model import CallEnded
+from connector.replay import load_chunks, replay_steps
 from crm_sync.auth import issue_token
+from crm_sync.calllog import CallLogWriter
 from crm_sync.schema import extensions, users
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -98,3 +101,33 @@ async def web_client(runtime: Runtime) -> AsyncIterator[TestClient[web.Request, 
 async def next_event(sub: Any, timeout: float = 10.0) -> Any:
     """The next event of a bus subscription, or fail after ``timeout`` seconds."""
     return await asyncio.wait_for(sub.get(), timeout)
+
+
+@asynccontextmanager
+async def writer_running(runtime: Runtime) -> AsyncIterator[CallLogWriter]:
+    writer = CallLogWriter(runtime)
+    task = asyncio.create_task(writer.run())
+    try:
+        yield writer
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        runtime.bus.unsubscribe(writer.subscription)
+
+
+async def replay_into(
+    runtime: Runtime, writer: CallLogWriter, names: list[str], start: datetime
+) -> list[CallEnded]:
+    """Replay transcripts one after another (a minute apart) and wait until all are logged."""
+    ended: list[CallEnded] = []
+    pbx = runtime.settings.pbx[0]
+    for i, name in enumerate(names):
+        chunks = load_chunks(AMI / f"{name}.ami")
+        at = start + timedelta(minutes=i)
+        for _t, events in replay_steps(chunks, pbx, at, tracker=runtime.tracker):  # type: ignore[arg-type]
+            for event in events:
+                runtime.bus.publish(event)
+                if isinstance(event, CallEnded):
+                    ended.append(event)
+    await writer.wait_handled(writer.handled + len(ended), timeout=30)
+    return ended

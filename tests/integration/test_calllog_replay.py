@@ -7,9 +7,6 @@ the :class:`~crm_sync.calllog.CallLogWriter` component consumes them as in the d
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +14,10 @@ from typing import Any
 from sqlalchemy import select
 
 from connector.app import Runtime
-from connector.events.model import CallEnded, TaskCreated
-from connector.replay import load_chunks, replay_steps
-from crm_sync.calllog import CallLogWriter
+from connector.events.model import TaskCreated
 from crm_sync.contacts import create_company, create_contact
 from crm_sync.schema import activities, activity_participants, contacts, tasks
-from tests.integration.calllog_support import AMI, add_user, open_runtime
+from tests.integration.calllog_support import add_user, open_runtime, replay_into, writer_running
 
 ALL = [
     "inbound_answered",
@@ -74,36 +69,6 @@ async def seed(runtime: Runtime) -> dict[str, int]:
     return ids
 
 
-@asynccontextmanager
-async def writer_running(runtime: Runtime) -> AsyncIterator[CallLogWriter]:
-    writer = CallLogWriter(runtime)
-    task = asyncio.create_task(writer.run())
-    try:
-        yield writer
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        runtime.bus.unsubscribe(writer.subscription)
-
-
-async def replay_into(
-    runtime: Runtime, writer: CallLogWriter, names: list[str], start: datetime = START
-) -> list[CallEnded]:
-    """Replay transcripts one after another (a minute apart) and wait until all are logged."""
-    ended: list[CallEnded] = []
-    pbx = runtime.settings.pbx[0]
-    for i, name in enumerate(names):
-        chunks = load_chunks(AMI / f"{name}.ami")
-        at = start + timedelta(minutes=i)
-        for _t, events in replay_steps(chunks, pbx, at, tracker=runtime.tracker):  # type: ignore[arg-type]
-            for event in events:
-                runtime.bus.publish(event)
-                if isinstance(event, CallEnded):
-                    ended.append(event)
-    await writer.wait_handled(writer.handled + len(ended), timeout=30)
-    return ended
-
-
 async def call_log(runtime: Runtime) -> dict[str, Any]:
     """Activities by conversation id, with participant ids."""
     async with runtime.engine.connect() as conn:
@@ -127,7 +92,7 @@ async def test_calllog_matches_truth_table_and_is_written_once(tmp_path: Path) -
         ids = await seed(runtime)
         published = runtime.bus.subscribe("test", {TaskCreated.TYPE})
         async with writer_running(runtime) as writer:
-            ended = await replay_into(runtime, writer, ALL)
+            ended = await replay_into(runtime, writer, ALL, START)
             assert len(ended) == len(ALL)
             log = await call_log(runtime)
             assert len(log) == len(ALL)
@@ -215,7 +180,7 @@ async def test_calllog_matches_truth_table_and_is_written_once(tmp_path: Path) -
     # after a restart, on the same database: still nothing new
     async with open_runtime(tmp_path, **SECTIONS) as runtime:
         async with writer_running(runtime) as writer:
-            await replay_into(runtime, writer, ALL)
+            await replay_into(runtime, writer, ALL, START)
             assert len(await call_log(runtime)) == len(ALL)
             assert len(await all_tasks(runtime)) == 1
 
@@ -232,7 +197,7 @@ async def test_calllog_missed_call_task_chain_and_inbound_close(tmp_path: Path) 
         published = runtime.bus.subscribe("test", {TaskCreated.TYPE})
         async with writer_running(runtime) as writer:
             # unknown caller, no responsible manager: the last agent who rang (102) gets it
-            await replay_into(runtime, writer, ["inbound_missed", "caller_abandons"])
+            await replay_into(runtime, writer, ["inbound_missed", "caller_abandons"], START)
             found = await all_tasks(runtime)
             assert len(found) == 1 and found[0].assignee_id == ids["102"]
             assert found[0].status == "open" and found[0].attempts == 1
@@ -260,7 +225,7 @@ async def test_calllog_fallback_to_team_supervisor(tmp_path: Path) -> None:
         await add_user(runtime, "first", "agent", "sales", ("102",))
         boss, _ = await add_user(runtime, "boss", "supervisor", "sales")
         async with writer_running(runtime) as writer:
-            await replay_into(runtime, writer, ["inbound_busy"])
+            await replay_into(runtime, writer, ["inbound_busy"], START)
         found = await all_tasks(runtime)
         assert len(found) == 1 and found[0].assignee_id == boss
         assert "team (sales)" in found[0].description
