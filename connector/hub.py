@@ -295,9 +295,13 @@ class Hub:
         request = ws.request
         assert request is not None
         query = parse_qs(urlsplit(request.path).query)
-        token = _token_of(request, query)
+        token, source = _token_of(request, query)
         if token is None:
             await self._refuse(ws, CloseCode.TOKEN_MISSING, "token required", "token_missing")
+            return
+        if source == "cookie" and not _same_host(request):
+            # a page of another site must not ride on the browser's cookie
+            await self._refuse(ws, CloseCode.BAD_REQUEST, "origin not allowed", "bad_origin")
             return
         who, why = await self._authenticate(token)
         if who is None:
@@ -563,25 +567,37 @@ def _check_scope(who: Principal, scope: str) -> None:
         raise ValueError(f"scope 'all' needs the admin role; you are {who.role}")
 
 
-def _token_of(request: Request, query: dict[str, list[str]]) -> str | None:
+def _token_of(request: Request, query: dict[str, list[str]]) -> tuple[str | None, str]:
+    """The token a handshake carries and where it was (header, query or cookie)."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer ") and header[7:].strip():
-        return header[7:].strip()
+        return header[7:].strip(), "header"
     for name in ("token", "access_token"):
         value = _one(query, name)
         if value:
-            return value
+            return value, "query"
     raw_cookie = request.headers.get("Cookie")
     if raw_cookie:
         try:
             jar: SimpleCookie = SimpleCookie()
             jar.load(raw_cookie)
         except CookieError:
-            return None
+            return None, ""
         morsel = jar.get("vc_token")
         if morsel is not None and morsel.value:
-            return morsel.value
-    return None
+            return morsel.value, "cookie"
+    return None, ""
+
+
+def _same_host(request: Request) -> bool:
+    """True unless a browser says the page that opens the socket is on another host."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return True
+    host = request.headers.get("Host", "")
+    origin_host = urlsplit(origin).hostname or ""
+    request_host = urlsplit(f"//{host}").hostname or ""
+    return origin_host.lower() == request_host.lower()
 
 
 def hub_components(runtime: Runtime) -> list[Component]:

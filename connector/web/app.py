@@ -87,6 +87,9 @@ def _route_setups() -> list[Callable[[web.Application], None]]:
         api_tasks.setup,
         api_lookup.setup,
     ]
+    from connector.web import pages
+
+    setups.append(pages.setup)
     from connector.web import api_calllog, api_recordings, api_route
 
     setups += [api_recordings.setup, api_route.setup, api_calllog.setup]
