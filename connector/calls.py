@@ -257,18 +257,34 @@ class CallTracker:
             events.extend(self._end(conv, obs.at, now))
         return events
 
-    def resync(self, pbx: str, live_leg_ids: Collection[str], now: datetime) -> list[CallEvent]:
+    def resync(
+        self,
+        pbx: str,
+        live_leg_ids: Collection[str],
+        now: datetime,
+        seen_since: datetime | None = None,
+    ) -> list[CallEvent]:
         """After a (re)login: end every conversation of ``pbx`` with no channel still up.
 
         ``live_leg_ids`` are the Uniqueids CoreShowChannels reported (feed their
         CoreShowChannel events through the translator first so calls still up are adopted).
         Channels that vanished during the outage are forgotten; a conversation left with none
         ends now, its outcome decided from what was known.
+
+        ``seen_since`` (the ``now`` at which CoreShowChannels was sent) protects calls that
+        began while the list was being produced: a conversation with an observation at or
+        after it is left alone.
         """
         live = set(live_leg_ids)
         events: list[CallEvent] = []
         for (conv_pbx, _), conv in list(self._convs.items()):
             if conv_pbx != pbx:
+                continue
+            if (
+                seen_since is not None
+                and conv.last_seen is not None
+                and conv.last_seen >= seen_since
+            ):
                 continue
             vanished = conv.channels - live
             for leg_id in vanished:

@@ -355,3 +355,12 @@ def test_sweep_ends_calls_whose_hangup_was_lost() -> None:
     (end_a,) = tracker.sweep(at(5 * 3600))
     assert isinstance(end_a, CallEnded) and end_a.outcome is Outcome.ANSWERED
     assert tracker.size() == 0
+
+
+def test_resync_spares_calls_seen_after_the_list_was_requested() -> None:
+    tracker = CallTracker()
+    tracker.handle(seen("old", "old", 0, Direction.INBOUND), at(0))
+    tracker.handle(seen("new", "new", 10, Direction.INBOUND), at(10))
+    events = tracker.resync("p", [], at(11), seen_since=at(5))
+    assert [e.conversation_id for e in events] == ["old"]
+    assert [c.conversation_id for c in tracker.active_calls()] == ["new"]
