@@ -279,6 +279,7 @@ class AmiAdapter:
         self._channels: dict[str, tuple[str, str]] = {}  # uniqueid -> (channel, linkedid)
         self._logins = 0
         self._rate_mark = (time.monotonic(), 0)
+        self._status_changed = asyncio.Event()
         self.status: dict[str, Any] = {
             "name": settings.name,
             "type": "asterisk",
@@ -292,6 +293,7 @@ class AmiAdapter:
             "protocol_errors": 0,
             "handler_errors": 0,
             "reconnects": 0,
+            "resyncs": 0,
             "auth_failed": False,
             "auth_failures": 0,
             "ping_timeouts": 0,
@@ -323,9 +325,21 @@ class AmiAdapter:
         elif old is State.CONNECTED:
             self.status["connected_since"] = None
             CONNECTED_SINCE.labels(self.pbx).set(0)
+        self._notify()
 
     def _error(self, message: str) -> None:
         self.status["last_error"] = message
+        self._notify()
+
+    def _notify(self) -> None:
+        self._status_changed.set()
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait (bounded) until ``condition()`` holds; checked after every status change."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self._status_changed.clear()
+                await self._status_changed.wait()
 
     # -- component ---------------------------------------------------------------------------
 
@@ -502,11 +516,13 @@ class AmiAdapter:
             return
         self.status["protocol_errors"] += len(errors)
         PROTOCOL_ERRORS.labels(self.pbx).inc(len(errors))
+        self.log.warning("%d AMI protocol error(s); last: %s", len(errors), errors[-1])
         self._error(f"protocol error: {errors[-1]}")
 
     def _handler_failed(self, msg: AmiMessage) -> None:
         self.status["handler_errors"] += 1
         HANDLER_ERRORS.labels(self.pbx).inc()
+        self._notify()
         self.log.exception("handling AMI %s failed; message skipped", msg.event or msg.response)
 
     def _received(self, msg: AmiMessage) -> None:
@@ -545,6 +561,8 @@ class AmiAdapter:
                 self.log.exception("call tracker resync failed")
         for event in ended:
             self.runtime.publish(event)
+        self.status["resyncs"] += 1
+        self._notify()
         self.log.info(
             "resynchronised: %d channel(s) up, %d call(s) ended during the outage",
             len(live),

@@ -191,15 +191,18 @@ class Transcript:
     def events_only(self) -> Transcript:
         """Without the banner and without responses (to the recorder's own actions).
 
-        What remains is what a server sends after the login exchange: events only.
+        What remains is what a server sends after the login exchange: events only. An EOF
+        that followed the recorder's own ``Logoff`` (``Response: Goodbye``) is dropped too.
         """
         data = self.data
+        spans = self.spans()
         drops = [
-            (s, e, b"")
-            for s, e in self.spans()
-            if not data[s:e].lstrip().lower().startswith(b"event:")
+            (s, e, b"") for s, e in spans if not data[s:e].lstrip().lower().startswith(b"event:")
         ]
-        return self.edit(drops)
+        eof = self.eof
+        if eof and spans and data[spans[-1][0] :].lower().startswith(b"response: goodbye"):
+            eof = False
+        return replace(self.edit(drops), eof=eof)
 
     def split_before(self, marker: bytes, occurrence: int = 1) -> tuple[Transcript, Transcript]:
         """Cut at the start of the ``occurrence``-th message containing ``marker``."""
