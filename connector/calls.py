@@ -272,8 +272,8 @@ class CallTracker:
         ends now, its outcome decided from what was known.
 
         ``seen_since`` (the ``now`` at which CoreShowChannels was sent) protects calls that
-        began while the list was being produced: a conversation with an observation at or
-        after it is left alone.
+        began while the list was being produced: a conversation with no listed channel but an
+        observation at or after it is left alone.
         """
         live = set(live_leg_ids)
         events: list[CallEvent] = []
@@ -281,11 +281,12 @@ class CallTracker:
             if conv_pbx != pbx:
                 continue
             if (
-                seen_since is not None
+                not conv.channels & live
+                and seen_since is not None
                 and conv.last_seen is not None
                 and conv.last_seen >= seen_since
             ):
-                continue
+                continue  # began while the list was produced: not in it, but not gone either
             vanished = conv.channels - live
             for leg_id in vanished:
                 leg = conv.legs.get(conv.resolve(leg_id))

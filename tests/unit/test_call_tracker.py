@@ -361,6 +361,12 @@ def test_resync_spares_calls_seen_after_the_list_was_requested() -> None:
     tracker = CallTracker()
     tracker.handle(seen("old", "old", 0, Direction.INBOUND), at(0))
     tracker.handle(seen("new", "new", 10, Direction.INBOUND), at(10))
-    events = tracker.resync("p", [], at(11), seen_since=at(5))
+    tracker.handle(seen("up", "up", 0, Direction.INBOUND), at(0))
+    tracker.handle(seen("up", "up.2", 0), at(0))
+    tracker.handle(seen("up", "up", 6), at(6))  # adopted from the list: still up
+    events = tracker.resync("p", ["up"], at(11), seen_since=at(5))
     assert [e.conversation_id for e in events] == ["old"]
-    assert [c.conversation_id for c in tracker.active_calls()] == ["new"]
+    assert [c.conversation_id for c in tracker.active_calls()] == ["up", "new"]
+    # up.2 vanished during the outage: the call ends with its last listed channel
+    (end,) = tracker.handle(hangup("up", "up", 12), at(12))
+    assert end.conversation_id == "up"
