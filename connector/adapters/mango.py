@@ -12,7 +12,8 @@ call Appeared            ConversationStarted (ivr/queue, the first seq, or outbo
                          LegRinging for an agent (``to.extension``) or the outside number
 call Connected           LegAnswered; LegTransferred when ``from.taken_from_call_id`` is set
 call Disconnected        LegEnded (why it stopped ringing) + LegHungUp
-summary                  ConversationEnded(outcome from ``entry_result``/``disconnect_reason``)
+summary                  ConversationStarted (fills gaps),
+                         ConversationEnded(outcome from ``entry_result``)
 record/added             RecordingFound(reference="mango:<account>:<recording_id>")
 result/callback          the asynchronous result of a click-to-call command
 recording, dtmf, sms...  accepted, nothing for the call model
@@ -250,6 +251,23 @@ def _summary(pbx: str, entry: str, data: Mapping[str, Any], path: str) -> Decode
     if at is None:
         raise WebhookMalformedError("summary without end_time")
     key = f"summary:{entry}"
+    src = _obj(data, "from")
+    dst = _obj(data, "to")
+    created_raw = data.get("create_time")
+    created = from_mango_time(created_raw) if created_raw not in (None, "", 0, "0") else at
+    line = _str(data, "line_number")
+    kind = {1: Direction.INBOUND, 2: Direction.OUTBOUND}.get(direction, Direction.INTERNAL)
+    # Opens the call if no leg of it was seen; for a known call it only fills gaps.
+    opened = ConversationStarted(
+        pbx=pbx,
+        conversation_id=entry,
+        at=created,
+        source_key=key,
+        direction=kind,
+        caller=Party(_party_number(src) or _str(src, "extension")),
+        callee=Party(_party_number(dst) or line or _str(dst, "extension")),
+        did=line if kind is Direction.INBOUND else "",
+    )
     ended = ConversationEnded(
         pbx=pbx,
         conversation_id=entry,
@@ -257,7 +275,7 @@ def _summary(pbx: str, entry: str, data: Mapping[str, Any], path: str) -> Decode
         source_key=key,
         outcome=outcome_of(result, direction, _str(data, "disconnect_reason")),
     )
-    return Decoded(event_key=key, conversation_id=entry, observations=(ended,), kind=path)
+    return Decoded(event_key=key, conversation_id=entry, observations=(opened, ended), kind=path)
 
 
 def _call(pbx: str, entry: str, data: Mapping[str, Any], path: str) -> Decoded:

@@ -13,7 +13,8 @@ event ACCEPTED      LegAnswered (the agent's leg; outbound: the outside leg)
 event COMPLETED     LegHungUp
 event CANCELLED     LegEnded(cancel) (the caller hung up, or a colleague answered)
 event TRANSFERRED   LegTransferred to ``ext``
-history             RecordingFound(link) if any, ConversationEnded(outcome from ``status``)
+history             ConversationStarted (fills gaps), RecordingFound(link) if any,
+                    ConversationEnded(outcome from ``status``)
 contact             answered synchronously by the web route (see :func:`contact_query`)
 ==================  =========================================================================
 
@@ -132,7 +133,21 @@ def parse(
         key = f"history:{call}"
         start = _start(require(f, "start")[0])
         end = start + timedelta(seconds=_duration(f.get("duration", "")))
-        obs: list[Observation] = []
+        outbound = f.get("type", "").lower() == "out"
+        # Opens the call if no event of it came (a call that never rang anyone); for a known
+        # call it only fills in what is missing.
+        obs: list[Observation] = [
+            ConversationStarted(
+                pbx=pbx,
+                conversation_id=call,
+                at=start,
+                source_key=key,
+                direction=Direction.OUTBOUND if outbound else Direction.INBOUND,
+                caller=Party(ext) if outbound else Party(phone),
+                callee=Party(phone) if outbound else Party(did),
+                did="" if outbound else did,
+            )
+        ]
         link = f.get("link", "").strip()
         if link:
             obs.append(

@@ -11,7 +11,8 @@ leg is ``<pbx_call_id>:<extension>`` inbound and ``<pbx_call_id>:out`` outbound)
 NOTIFY_START       ConversationStarted(inbound, caller_id -> called_did)
 NOTIFY_INTERNAL    LegRinging(extension=internal)
 NOTIFY_ANSWER      LegAnswered (the extension's leg, or the outbound leg)
-NOTIFY_END         LegEnded (unanswered extension), RecordingFound if recorded,
+NOTIFY_END         ConversationStarted (fills gaps), LegEnded (unanswered extension),
+                   RecordingFound if recorded,
                    ConversationEnded(outcome from ``disposition``)
 NOTIFY_OUT_START   ConversationStarted(outbound) + LegRinging(external, from_extension=internal)
 NOTIFY_OUT_END     LegEnded (unanswered), RecordingFound, ConversationEnded
@@ -276,8 +277,30 @@ def parse(
         outcome, status = outcome_of(f.get("disposition", ""))
         if event == "NOTIFY_END":
             leg, ext = (f"{call}:{internal}", internal) if internal else ("", "")
+            did = f.get("called_did", "")
+            opened = ConversationStarted(
+                pbx=pbx,
+                conversation_id=call,
+                at=start,
+                source_key=key,
+                direction=Direction.INBOUND,
+                caller=Party(caller),
+                callee=Party(did),
+                did=did,
+            )
         else:
             leg, ext = f"{call}:out", ""
+            opened = ConversationStarted(
+                pbx=pbx,
+                conversation_id=call,
+                at=start,
+                source_key=key,
+                direction=Direction.OUTBOUND,
+                caller=Party(internal),
+                callee=Party(f.get("destination", "")),
+            )
+        # Opens the call if its start was never seen; for a known call it only fills gaps.
+        obs.append(opened)
         if leg and status is not LegStatus.ANSWER:
             obs.append(
                 LegEnded(
