@@ -313,7 +313,7 @@ class CallTracker:
 
         A conversation nothing was heard of for ``idle_seconds`` ends, and so does one whose end
         the PBX announced (CEL LINKEDID_END) ``expected_end_seconds`` ago while a channel's
-        Hangup never came. Call it now and then (the runtime does, every minute or so).
+        Hangup never came. Call it now and then (every minute or so).
         """
         events: list[CallEvent] = []
         for conv in list(self._convs.values()):
