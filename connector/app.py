@@ -188,6 +188,9 @@ def _load_factories() -> list[ComponentFactory]:
     from connector import webhooks_inbox
 
     factories.append(webhooks_inbox.components)
+    from connector import outbox
+
+    factories.append(outbox.components)
     from connector import recordings
     from crm_sync import calllog
 

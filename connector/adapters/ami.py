@@ -463,6 +463,8 @@ class AmiAdapter:
         """Ask for the channels still up; the snapshot is applied as its list completes."""
         self._resynced = asyncio.Event()
         self._resync_items = []
+        if manager.lost.is_set():  # a write now would vanish into the closed transport
+            raise AmiNotConnected(self._lost_reason or "the connection was lost")
         action = Action({"Action": "CoreShowChannels"})
         self._resync_id = str(action.action_id)
         try:
@@ -490,6 +492,8 @@ class AmiAdapter:
             except TimeoutError:
                 pass
             self._update_rate()
+            if manager.lost.is_set():
+                return
             try:
                 async with asyncio.timeout(s.ping_timeout):
                     await manager.send_action({"Action": "Ping"})
@@ -604,7 +608,7 @@ class AmiAdapter:
 
     async def _send(self, action: dict[str, Any]) -> Message:
         manager = self._manager
-        if manager is None or self._state is not State.CONNECTED:
+        if manager is None or self._state is not State.CONNECTED or manager.lost.is_set():
             raise AmiNotConnected(f"PBX {self.pbx} is not connected ({self._state.value})")
         headers = {k: v for k, v in action.items() if k != "Action"}
         encode_action(action["Action"], headers, "check")  # refuses CR/LF header injection

@@ -21,6 +21,7 @@ Controls for tests (the server is an async context manager)::
         ...pbx.port...
         await pbx.wait_until(lambda: pbx.logins >= 1)
         pbx.drop()                 # abort every connection (RST)
+        pbx.hang_up()              # close every connection (FIN, after what was written)
         pbx.go_silent()            # half-open: socket stays open, nothing is answered or sent
         await pbx.restart(0.2)     # Shutdown event, EOF, refuse connects, come back Uptime 0
         originate = await pbx.wait_for_action("Originate")
@@ -746,6 +747,11 @@ class FakeAmiServer:
         """Abort every connection (the client sees a reset)."""
         for s in list(self._sessions):
             s.abort()
+
+    def hang_up(self) -> None:
+        """Close every connection cleanly (the client reads what was sent, then EOF)."""
+        for s in list(self._sessions):
+            s.close()
 
     def go_silent(self) -> None:
         """Half-open: keep every socket open but answer and send nothing any more."""
