@@ -86,8 +86,9 @@ def _conditions(f: CallFilter, visible_user_ids: Sequence[int] | None) -> list[A
         )
     if f.direction:
         conds.append(activities.c.direction == f.direction)
-    if f.outcome == "missed":
+    if f.outcome == "missed":  # an inbound call nobody answered
         conds.append(activities.c.outcome.in_(MISSED))
+        conds.append(activities.c.direction == "inbound")
     elif f.outcome:
         conds.append(activities.c.outcome == f.outcome)
     if f.number:
