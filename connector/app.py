@@ -185,6 +185,9 @@ def _load_factories() -> list[ComponentFactory]:
     from connector.hub import hub_components
 
     factories.append(hub_components)
+    from connector.demo import demo_components
+
+    factories.append(demo_components)
     from connector import webhooks_inbox
 
     factories.append(webhooks_inbox.components)
