@@ -132,7 +132,13 @@ class AmiFramer:
         out: list[AmiMessage] = []
         pos = 0
         size = len(data)
+        fast = True  # tried once per read: after a failure the rest goes line by line
         while pos < size:
+            if fast and not self._skipping and not self._line_bytes and not self._line:
+                fast = False
+                pos = self._feed_lines(data, pos, out)
+                if pos >= size:
+                    break
             nl = data.find(b"\n", pos)
             end = nl if nl >= 0 else size
             if self._skipping:
@@ -201,6 +207,37 @@ class AmiFramer:
                 self._skipping = False
             self._skip_line_has_data = False
 
+    def _feed_lines(self, data: bytes, pos: int, out: list[AmiMessage]) -> int:
+        """Fast path: decode every complete line from ``pos`` at once if it is all valid UTF-8.
+
+        Returns where it stopped (``pos`` unchanged when the slow path must take over: no
+        complete line, a region too big to decode in one piece, or bytes that are not UTF-8, so
+        errors are reported exactly as the line-by-line path reports them).
+        """
+        last = data.rfind(b"\n", pos)
+        if last < 0 or last - pos > 4 * self.max_message_bytes:
+            return pos
+        try:
+            text = data[pos : last + 1].decode("utf-8")
+        except UnicodeDecodeError:
+            return pos
+        limit = self.max_message_bytes
+        lines = text.split("\n")
+        lines.pop()  # the empty string after the last newline
+        for line in lines:
+            n = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
+            if self._skipping:
+                if not line.strip("\r"):
+                    self._skipping = False
+                continue
+            if self._msg_bytes + n - 1 > limit:
+                self._too_large(line_ends=True)
+                continue
+            if line.endswith("\r"):
+                line = line[:-1]
+            self._end_line(line, n, out)
+        return last + 1
+
     def _too_large(self, line_ends: bool) -> None:
         self._start_skipping(
             AmiMessageTooLarge(
@@ -258,7 +295,7 @@ class AmiFramer:
             value = value[1:]
         # A second Event (or Response) header means the previous message lost its blank line.
         # "Event: OriginateResponse" legitimately carries a Response header after its Event.
-        lower = name.lower()
+        lower = name.lower() if name[0] in "EeRr" else ""
         starts = ("event", "response") if lower == "event" else ("response",)
         if lower in ("event", "response") and any(n.lower() in starts for n, _ in self._headers):
             self._record(
