@@ -96,6 +96,9 @@ def _route_setups() -> list[Callable[[web.Application], None]]:
     from connector.web import api_calllog, api_recordings, api_route
 
     setups += [api_recordings.setup, api_route.setup, api_calllog.setup]
+    from connector.web import softphone_api
+
+    setups.append(softphone_api.setup)
     return setups
 
 
