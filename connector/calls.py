@@ -786,6 +786,9 @@ class CallTracker:
             if conv.answered:
                 return Outcome.ANSWERED
             considered = agents
+        # A provider's own verdict (webhook end-of-call) is never downgraded from answered.
+        if conv.provider_outcome is Outcome.ANSWERED:
+            return Outcome.ANSWERED
         statuses = {leg.status for leg in considered}
         if LegStatus.NO_ANSWER in statuses:
             return Outcome.NO_ANSWER
@@ -793,10 +796,10 @@ class CallTracker:
             return Outcome.BUSY
         if LegStatus.FAILED in statuses:
             return Outcome.FAILED
-        if considered or conv.queue_abandoned:
-            return Outcome.ABANDONED
         if conv.provider_outcome is not None:
             return conv.provider_outcome
+        if considered or conv.queue_abandoned:
+            return Outcome.ABANDONED
         if conv.direction is Direction.OUTBOUND:
             return Outcome.FAILED
         return Outcome.ABANDONED
@@ -821,7 +824,8 @@ class CallTracker:
             stop = answered_at or max(min(leg.ended_at or at, at) for leg in ringing_legs)
             ring_seconds = max(0.0, (stop - first_ring).total_seconds())
         talk_seconds = max(0.0, (at - answered_at).total_seconds()) if answered_at else 0.0
-        answered_by = (conv.answered_by or conv.placed_by) if answered_at else ""
+        answered = outcome is Outcome.ANSWERED
+        answered_by = (conv.answered_by or conv.placed_by) if answered else ""
         event = CallEnded(
             key=self._key(conv, CallEnded.TYPE, "end"),
             pbx=conv.pbx,
@@ -836,7 +840,7 @@ class CallTracker:
             queue=conv.queue,
             rang=tuple(conv.rang),
             answered_by=answered_by,
-            talked_last=(conv.talked_last or answered_by) if answered_at else "",
+            talked_last=(conv.talked_last or answered_by) if answered else "",
             transfers=tuple(conv.transfers),
             started_at=conv.created_at,
             answered_at=answered_at,
@@ -844,7 +848,7 @@ class CallTracker:
             ring_seconds=round(ring_seconds, 3),
             talk_seconds=round(talk_seconds, 3),
             # An unanswered call leaves only an empty (header-only) file: not a recording.
-            recording=conv.recording if answered_at else "",
+            recording=conv.recording if answered else "",
             merged_ids=tuple(conv.aliases),
             failure=conv.failure,
         )

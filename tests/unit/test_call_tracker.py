@@ -370,3 +370,33 @@ def test_resync_spares_calls_seen_after_the_list_was_requested() -> None:
     # up.2 vanished during the outage: the call ends with its last listed channel
     (end,) = tracker.handle(hangup("up", "up", 12), at(12))
     assert end.conversation_id == "up"
+
+
+def test_provider_verdict_fills_what_the_legs_did_not_say() -> None:
+    start = ConversationStarted(pbx="p", conversation_id="W", at=at(0), direction=Direction.INBOUND)
+    rec = RecordingFound(pbx="p", conversation_id="W", at=at(9), reference="https://rec/1")
+    answered = run(
+        CallTracker(),
+        [
+            start,
+            ring("W", "w1", "101", 1),
+            rec,
+            ConversationEnded(pbx="p", conversation_id="W", at=at(30), outcome=Outcome.ANSWERED),
+        ],
+    )
+    end = the_end(answered)
+    # answered, but no leg said by whom: the tracker does not guess
+    assert (end.outcome, end.answered_by, end.recording) == (
+        Outcome.ANSWERED,
+        "",
+        "https://rec/1",
+    )
+    busy = run(
+        CallTracker(),
+        [
+            start,
+            ring("W", "w1", "101", 1),
+            ConversationEnded(pbx="p", conversation_id="W", at=at(3), outcome=Outcome.BUSY),
+        ],
+    )
+    assert the_end(busy).outcome is Outcome.BUSY
