@@ -132,11 +132,18 @@ async def delete_contact(request: web.Request) -> web.Response:
 
 
 async def party_history(request: web.Request, **link: Any) -> web.Response:
-    """A page of the activities linked to a contact or company that the caller may see."""
+    """A page of the activities linked to a contact or company that the caller may see.
+
+    ``link`` is ``contact_id=...`` or ``company_id=...``; 404 when that does not exist.
+    """
     who = user_principal(request)
     query = parse_query(request, HISTORY_QUERY)
     limit, offset = page_params(query)
     async with request.app[RUNTIME].engine.connect() as conn:
+        if "contact_id" in link:
+            await contacts.get_contact(conn, link["contact_id"])
+        else:
+            await contacts.get_company(conn, link["company_id"])
         ids = await visible_user_ids(conn, who)
         page = await activities.list_activities(
             conn, user_ids=ids, kind=query.get("kind"), limit=limit, offset=offset, **link
@@ -146,11 +153,7 @@ async def party_history(request: web.Request, **link: Any) -> web.Response:
 
 async def contact_activities(request: web.Request) -> web.Response:
     """The contact's history: calls and notes, newest first (those the caller may see)."""
-    user_principal(request)
-    contact_id = path_id(request)
-    async with request.app[RUNTIME].engine.connect() as conn:
-        await contacts.get_contact(conn, contact_id)  # 404 for a contact that does not exist
-    return await party_history(request, contact_id=contact_id)
+    return await party_history(request, contact_id=path_id(request))
 
 
 ROUTES = [

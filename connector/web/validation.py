@@ -124,6 +124,15 @@ def parse_datetime(value: str, name: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+def _encodable(text: str) -> bool:
+    """False for strings UTF-8 cannot carry (JSON allows lone surrogates like "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _check_value(spec: Field, value: Any, name: str, depth: int) -> Any:
     if value is None:
         if spec.nullable:
@@ -139,6 +148,8 @@ def _check_value(spec: Field, value: Any, name: str, depth: int) -> Any:
             raise bad_request(f"{name} must not be empty", name)
         if "\x00" in value:
             raise bad_request(f"{name} must not contain NUL characters", name)
+        if not _encodable(value):
+            raise bad_request(f"{name} must be valid Unicode (no lone surrogates)", name)
         if spec.choices is not None and value not in spec.choices:
             raise bad_request(
                 f"{name} must be one of {', '.join(spec.choices)}, got {value!r}", name
@@ -179,7 +190,25 @@ def _check_value(spec: Field, value: Any, name: str, depth: int) -> Any:
         return [_check_value(spec.items, v, f"{name}[{i}]", depth + 1) for i, v in enumerate(value)]
     if kind == "object":
         return parse_object(value, spec.fields, path=name, _depth=depth + 1)
+    _check_any(value, name, depth)
     return value
+
+
+def _check_any(value: Any, name: str, depth: int) -> None:
+    """Free-form values (checked by the CRM core) still carry only storable text."""
+    if depth > MAX_DEPTH:
+        raise bad_request(f"{name} is nested too deeply", name)
+    if isinstance(value, str):
+        if "\x00" in value or not _encodable(value):
+            raise bad_request(f"{name} must be text without NUL or lone surrogates", name)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_any(item, f"{name}[{i}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodable(key):
+                raise bad_request(f"{name} has a field name that is not valid Unicode", name)
+            _check_any(item, f"{name}.{key}", depth + 1)
 
 
 def parse_object(
@@ -198,6 +227,8 @@ def parse_object(
     prefix = f"{path}." if path else ""
     for key in data:
         if key not in schema:
+            if not _encodable(key):
+                raise bad_request("a field name is not valid Unicode", code="unknown_field")
             known = ", ".join(sorted(schema)) or "none"
             raise bad_request(
                 f"unknown field {prefix}{key!s:.60} (known: {known})",
