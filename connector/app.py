@@ -182,6 +182,9 @@ def _load_factories() -> list[ComponentFactory]:
     from connector.adapters.ami import ami_components
 
     factories.append(ami_components)
+    from connector.clicktocall import clicktocall_components
+
+    factories.append(clicktocall_components)
     from connector.hub import hub_components
 
     factories.append(hub_components)

@@ -59,6 +59,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 def _route_setups() -> list[Callable[[web.Application], None]]:
     """Every feature's ``setup(app)``; imported here so the order is explicit."""
     setups: list[Callable[[web.Application], None]] = []
+    from connector.web import api_calls, api_pbx
+
+    setups += [api_calls.setup, api_pbx.setup]
     from connector.web import api_webhooks
 
     setups.append(api_webhooks.setup)
