@@ -6,7 +6,8 @@ and notes, the open tasks, the responsible manager and tags. The result is a JSO
 
 ``number``        ``{"raw", "e164", "display", "hidden"}``
 ``status``        ``known`` (one match), ``multiple`` (several, ranked), ``unknown``, ``hidden``
-``matches``       every match, best first (see :class:`crm_sync.lookup.Match`), with phones
+``matches``       every match, best first (see :class:`crm_sync.lookup.Match`), with phones;
+                  suffix-only matches are left out when the number matched exactly
 ``primary``       the best match or None; ``company`` its company, ``responsible`` its manager
 ``tags``          the tags of the best match (and its company)
 ``recent_calls``  the last five calls with this number or these contacts, newest first
@@ -98,11 +99,15 @@ async def build_card(
             "built_at": now.isoformat(),
         }
     result = await lookup(conn, number, region, limit=10)
-    matches = [m.to_dict() for m in result.matches]
-    contact_ids = [m.id for m in result.matches if m.kind == "contact"]
+    found = list(result.matches)
+    if any(m.rank <= 2 for m in found):
+        # an exact number match makes "same last 7 digits" guesses noise on a card
+        found = [m for m in found if m.rank <= 2]
+    matches = [m.to_dict() for m in found]
+    contact_ids = [m.id for m in found if m.kind == "contact"]
     company_ids = sorted(
-        {m.company_id for m in result.matches if m.company_id is not None}
-        | {m.id for m in result.matches if m.kind == "company"}
+        {m.company_id for m in found if m.company_id is not None}
+        | {m.id for m in found if m.kind == "company"}
     )
     phone_map = await _phones_of(conn, contact_ids, company_ids)
     for m in matches:

@@ -383,8 +383,10 @@ function renderLive() {
   const calls = [...state.calls.values()];
   live.replaceChildren(...calls.map(renderCard));
   // the corner pop-up shows calls that ring now (and stays while it is the live view too)
+  // (on the live view itself the cards are already in front of the agent)
   const ringing = calls.filter((c) => c.state === "ringing" || (c.state === "closed" && c.popped));
   pop.replaceChildren(...ringing.map((c) => { c.popped = true; return renderCard(c); }));
+  pop.hidden = state.view === "live";
   $("#live-empty").hidden = calls.length > 0;
   const active = calls.filter((c) => c.state === "ringing" || c.state === "talking").length;
   $("#live-count").hidden = active === 0;
@@ -600,6 +602,7 @@ function showView(name) {
     else b.removeAttribute("aria-current");
   }
   for (const s of document.querySelectorAll("[data-view-panel]")) s.hidden = s.dataset.viewPanel !== name;
+  renderLive();
   if (name === "calls") loadCalls();
   if (name === "contacts" && !$("#contact-list").childElementCount) searchContacts("");
   if (name === "tasks") loadTasks();
