@@ -162,12 +162,12 @@ class ConnectorLink:
             raise LookupFailed(f"lookup of {number} failed: {exc}") from exc
         return card_from_lookup(number, data)
 
-    async def commands(self, wait: float = 25.0) -> list[Command]:
+    async def commands(self, wait: int = 25) -> list[Command]:
         """Wait (long poll, at most ``wait`` s) for click-to-call requests for this agent."""
         url = self.base_url + COMMANDS_PATH
         timeout = aiohttp.ClientTimeout(total=wait + 10)
         try:
-            async with self.session.get(url, params={"wait": str(wait)}, timeout=timeout) as resp:
+            async with self.session.get(url, params={"wait": str(int(wait))}, timeout=timeout) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status != 200:
                     raise UplinkFailed(

@@ -61,7 +61,7 @@ OBSERVATIONS_BODY = {
     "observations": Field(
         "list",
         required=True,
-        items=Field("object"),
+        items=Field("any"),
         max_items=MAX_OBSERVATIONS,
         description="observations in the wire format (connector.events.wire), oldest first",
     ),
@@ -75,6 +75,7 @@ COMMANDS_QUERY = {
 class _Mailbox:
     commands: list[dict[str, Any]] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    seen: asyncio.Event = field(default_factory=asyncio.Event)
     polled_at: float = 0.0
     polling: int = 0
 
@@ -97,6 +98,14 @@ class SoftphoneControl:
         if box is None:
             return False
         return box.polling > 0 or time.monotonic() - box.polled_at < POLL_FRESH_SECONDS
+
+    async def wait_connected(self, user_id: int, timeout: float) -> bool:
+        """Wait until that user's phone polls (False if ``timeout`` passes first)."""
+        try:
+            await asyncio.wait_for(self.mailbox(user_id).seen.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     def _send(self, user_id: int, command: dict[str, Any]) -> None:
         box = self.mailbox(user_id)
@@ -221,6 +230,7 @@ async def get_commands(request: web.Request) -> web.Response:
     assert who.user_id is not None  # user_principal guarantees a person
     box = control.mailbox(who.user_id)
     box.polling += 1
+    box.seen.set()
     try:
         if not box.commands and (wait if wait is not None else 25) > 0:
             box.ready.clear()

@@ -1,0 +1,199 @@
+"""End to end: a softphone call (sipp caller) reaches the connector's call log.
+
+A real connector web app on 127.0.0.1 (SQLite file in tmp_path, real call tracker and call-log
+writer), a user whose extension on the softphone PBX is the phone's username, with a token; the
+softphone registers at sipp, looks the caller up through the connector, answers, and its
+observations are posted over HTTP. The call lands as an activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from connector.app import OriginateRequest
+from connector.config import Secret
+from connector.events.model import CallEnded, Direction, Outcome, Party
+from connector.events.wire import event_to_dict
+from crm_sync.contacts import create_company, create_contact
+from crm_sync.schema import activities
+from softphone import events as ev
+from softphone.link import ConnectorLink, run_commands, run_uplink
+from softphone.observations import ObservationMapper
+from softphone.phone import Softphone
+from tests.data.sip.pcap import tone_ulaw, write_rtp_pcap
+from tests.integration.calllog_support import add_user, open_runtime, web_client, writer_running
+from tests.integration.softphone_sipp import Sipp, free_udp_port, phone_settings
+
+pytestmark = pytest.mark.sip
+
+WAIT = 15.0
+
+
+async def next_of(queue: asyncio.Queue[ev.PhoneEvent], kind: type, **match: Any) -> Any:
+    async def find() -> Any:
+        while True:
+            event = await queue.get()
+            if isinstance(event, kind) and all(getattr(event, k) == v for k, v in match.items()):
+                return event
+
+    return await asyncio.wait_for(find(), WAIT)
+
+
+async def test_softphone_call_lands_in_the_call_log(tmp_path: Path) -> None:
+    write_rtp_pcap(tmp_path / "call.pcap", tone_ulaw(0.5))
+    async with open_runtime(tmp_path) as runtime, writer_running(runtime) as writer:
+        uid, token = await add_user(runtime, "alice", exts=("alice",), pbx="softphone")
+        async with runtime.engine.begin() as conn:
+            company = await create_company(conn, {"name": "Roga i Kopyta"})
+            await create_contact(
+                conn,
+                {
+                    "name": "Ivan Petrov",
+                    "company_id": company.id,
+                    "responsible_user_id": uid,
+                    "phones": ["+7 916 123-45-67"],
+                },
+            )
+        ended_sub = runtime.bus.subscribe("test", {CallEnded.TYPE})
+        async with web_client(runtime) as client:
+            base = str(client.make_url("")).rstrip("/")
+            sipp = Sipp("registrar_caller", free_udp_port(), tmp_path).start()
+            settings = dataclasses.replace(
+                phone_settings(sipp.port, tmp_path), connector_url=base, token=Secret(token)
+            )
+            phone = Softphone(settings)
+            queue = phone.listen()
+            try:
+                async with ConnectorLink(base, token) as link:
+                    await phone.start()
+                    uplink = asyncio.create_task(run_uplink(phone, link, retry_delay=0.2))
+                    try:
+                        ringing = await next_of(queue, ev.CallRinging)
+                        card = await link.lookup(ringing.remote.number)
+                        assert card is not None
+                        assert card.name == "Ivan Petrov"
+                        assert card.company == "Roga i Kopyta"
+                        assert card.responsible == "Alice"
+                        phone.answer(ringing.call_id)
+                        await next_of(queue, ev.CallEnded, call_id=ringing.call_id)
+
+                        ended = await asyncio.wait_for(ended_sub.get(), WAIT)
+                        assert isinstance(ended, CallEnded)
+                        assert ended.pbx == "softphone"
+                        assert ended.conversation_id == ringing.call_id
+                        assert ended.outcome == Outcome.ANSWERED
+                        assert ended.direction == Direction.INBOUND
+                        assert ended.answered_by == "alice"
+                        await writer.wait_handled(1, timeout=WAIT)
+                    finally:
+                        uplink.cancel()
+                        await asyncio.gather(uplink, return_exceptions=True)
+            finally:
+                await phone.stop()
+                sipp.stop()
+        async with runtime.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(activities).where(activities.c.conversation_id == ringing.call_id)
+                )
+            ).one()
+        assert row.kind == "call" and row.pbx == "softphone"
+        assert row.outcome == "answered" and row.answered_by_user_id == uid
+        assert row.caller_raw == "79161234567"
+
+
+async def test_observations_endpoint_checks_owner_and_input(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path) as runtime:
+        _, alice = await add_user(runtime, "alice", exts=("alice",), pbx="softphone")
+        _, bob = await add_user(runtime, "bob", exts=("bob",), pbx="softphone")
+        mapper = ObservationMapper(pbx="softphone", extension="alice")
+        ring = ev.CallRinging(
+            "c-1",
+            Direction.INBOUND,
+            Party("alice"),
+            Party("79160000000"),
+            datetime.now(UTC),
+        )
+        body = {"observations": [event_to_dict(o) for o in mapper.handle(ring)]}
+        async with web_client(runtime) as client:
+
+            async def post(token: str, data: Any) -> tuple[int, Any]:
+                resp = await client.post(
+                    "/api/v1/softphone/observations",
+                    json=data,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                return resp.status, await resp.json()
+
+            status, data = await post(bob, body)
+            assert status == 403 and "not yours" in data["error"]["message"]
+            status, data = await post(alice, body)
+            assert status == 200 and data["accepted"] == 2 and data["events"] == ["call.ringing"]
+            # Bob may not end Alice's conversation.
+            end = event_to_dict(
+                mapper.handle(ev.CallEnded("c-1", ev.EndReason.CANCELLED, ring.at))[1]
+            )
+            status, data = await post(bob, {"observations": [end]})
+            assert status == 403 and "another user's" in data["error"]["message"]
+            # Wrong PBX, unknown type, a call event, malformed values: 400 with a message.
+            wrong_pbx = dict(end, pbx="asterisk")
+            for bad in (
+                [wrong_pbx],
+                [{"type": "obs.nope"}],
+                [{"type": "call.ended"}],
+                [dict(end, at="yesterday")],
+                "not a list",
+            ):
+                status, data = await post(alice, {"observations": bad})
+                assert status == 400, (bad, data)
+            status, _ = await post("bogus-token", body)
+            assert status == 401
+
+
+async def test_click_to_call_reaches_the_softphone(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path) as runtime:
+        _, token = await add_user(runtime, "alice", exts=("alice",), pbx="softphone")
+        async with web_client(runtime) as client:
+            base = str(client.make_url("")).rstrip("/")
+            control = runtime.controls["softphone"]
+            request = OriginateRequest(
+                call_id="c2c-1", pbx="softphone", extension="alice", number="79161234567"
+            )
+            refused = await control.originate(request)
+            assert not refused.accepted and "no softphone is connected" in refused.reason
+
+            rtp = free_udp_port()
+            sipp = Sipp("registrar_callee", free_udp_port(), tmp_path, rtpport=rtp).start()
+            phone = Softphone(phone_settings(sipp.port, tmp_path))
+            queue = phone.listen()
+            try:
+                async with ConnectorLink(base, token) as link:
+                    await phone.start()
+                    commands = asyncio.create_task(run_commands(phone, link))
+                    try:
+                        # Wait until the phone's long poll is in (bounded), then click.
+                        user_id = runtime.directory.user_of("softphone", "alice")
+                        assert user_id is not None
+                        assert await control.wait_connected(user_id, WAIT)
+                        result = await control.originate(request)
+                        assert result.accepted, result.reason
+                        ringing = await next_of(queue, ev.CallRinging)
+                        assert ringing.direction == Direction.OUTBOUND
+                        assert ringing.remote.number == "79161234567"
+                        await next_of(queue, ev.CallAnswered, call_id=ringing.call_id)
+                        await control.hangup(ringing.call_id)  # unknown owner: no-op
+                        phone.hangup(ringing.call_id)
+                        await next_of(queue, ev.CallEnded, call_id=ringing.call_id)
+                    finally:
+                        commands.cancel()
+                        await asyncio.gather(commands, return_exceptions=True)
+            finally:
+                await phone.stop()
+                sipp.stop()
