@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from connector.web.api_access import json_ok, user_principal, visible_user_ids
+from connector.web.auth import public
 from connector.web.errors import bad_request
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
@@ -148,6 +149,12 @@ async def stats(request: web.Request) -> web.Response:
     )
 
 
+@public
+async def supervisor_page(request: web.Request) -> web.Response:
+    """``/supervisor``: the supervisor console (a static page that signs in by itself)."""
+    raise web.HTTPFound("/static/supervisor/index.html")
+
+
 async def missed(request: web.Request) -> web.Response:
     """Missed calls not yet called back (open callback tasks)."""
     who = user_principal(request)
@@ -158,7 +165,8 @@ async def missed(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the call log routes."""
+    """Add the call log routes and the supervisor console's address."""
+    app.router.add_get("/supervisor", supervisor_page)
     add_routes(
         app,
         [
