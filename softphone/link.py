@@ -167,7 +167,8 @@ class ConnectorLink:
         url = self.base_url + COMMANDS_PATH
         timeout = aiohttp.ClientTimeout(total=wait + 10)
         try:
-            async with self.session.get(url, params={"wait": str(int(wait))}, timeout=timeout) as resp:
+            params = {"wait": str(int(wait))}
+            async with self.session.get(url, params=params, timeout=timeout) as resp:
                 data = await resp.json(content_type=None)
                 if resp.status != 200:
                     raise UplinkFailed(
