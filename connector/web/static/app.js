@@ -82,7 +82,7 @@ function goLogin() {
 
 // ------------------------------------------------------------------ click-to-call
 
-function phoneLink(number, label) {
+function phoneLink(number, label, contactId) {
   if (!number) return h("span", { class: "muted" }, "—");
   return h(
     "span",
@@ -93,22 +93,22 @@ function phoneLink(number, label) {
       type: "button",
       title: `Call ${number}`,
       dataset: { number },
-      onclick: (ev) => { ev.stopPropagation(); clickToCall(number, ev.currentTarget); },
+      onclick: (ev) => { ev.stopPropagation(); clickToCall(number, ev.currentTarget, contactId); },
     }, "Call"),
   );
 }
 
-async function clickToCall(number, button) {
+async function clickToCall(number, button, contactId) {
   const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
   if (button) button.disabled = true;
   try {
     const res = await api("/api/v1/calls", {
       method: "POST",
-      body: { number },
+      body: contactId ? { to: number, contact_id: contactId } : { to: number },
       headers: { "Idempotency-Key": key },
     });
-    const status = res && (res.status || (res.call && res.call.status));
-    toast(`Calling ${number}… your phone rings first${status ? ` (${status})` : ""}`, "ok");
+    toast(`Calling ${number}: your phone rings first, then the customer's`, "ok");
+    debugLog(`click-to-call ${res && res.call_id} ${res && res.status}`);
   } catch (err) {
     if (!(err instanceof AuthError)) toast(`Could not call ${number}: ${err.message}`, "bad");
   } finally {
@@ -728,7 +728,7 @@ function renderContact(c, editing = false) {
         h("div", { class: "spacer" }),
         h("button", { type: "button", class: "edit-contact", onclick: () => renderContact(c, true) }, "Edit")),
       h("dl", { class: "facts" },
-        h("dt", {}, "Phones"), h("dd", { class: "contact-phones" }, c.phones.length ? c.phones.map((p) => h("div", {}, phoneLink(p.e164 || p.raw, p.raw), p.label ? h("span", { class: "muted small" }, `  ${p.label}`) : null)) : "—"),
+        h("dt", {}, "Phones"), h("dd", { class: "contact-phones" }, c.phones.length ? c.phones.map((p) => h("div", {}, phoneLink(p.e164 || p.raw, p.raw, c.id), p.label ? h("span", { class: "muted small" }, `  ${p.label}`) : null)) : "—"),
         h("dt", {}, "Company"), h("dd", {}, c.company_name || "—"),
         h("dt", {}, "Manager"), h("dd", {}, c.responsible_name || "—"),
         h("dt", {}, "E-mail"), h("dd", {}, c.emails.join(", ") || "—"),
