@@ -7,6 +7,7 @@ never knows HTTP status codes: it raises its own errors, which web handlers tran
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -72,9 +73,10 @@ def from_domain(exc: Exception) -> ApiError | None:
     """The HTTP form of a CRM core error (the one place they are translated), else None.
 
     ``NotFound`` -> 404, ``Conflict`` -> 409, ``ValidationError`` -> 400, each keeping the
-    message and the field; a unique or foreign-key violation that slipped past the core -> 409.
+    message and the field; a unique or foreign-key violation that slipped past the core -> 409;
+    a database that cannot be reached -> 503.
     """
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     from crm_sync.errors import Conflict, CrmError, NotFound, ValidationError
 
@@ -88,4 +90,7 @@ def from_domain(exc: Exception) -> ApiError | None:
         return ApiError(400, "bad_request", exc.message)
     if isinstance(exc, IntegrityError):
         return ApiError(409, "conflict", "the change conflicts with stored data")
+    if isinstance(exc, OperationalError):  # unreachable, locked too long, disk full
+        logging.getLogger(__name__).warning("database unavailable: %s", exc)
+        return ApiError(503, "unavailable", "the database is not available; try again later")
     return None
