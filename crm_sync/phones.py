@@ -109,8 +109,8 @@ _UNICODE_DIGITS = {
 
 
 def _strictly_possible(num: PhoneNumber) -> bool:
-    if phonenumbers.is_valid_number(num):
-        return True
+    # Possible (right length for the country), not necessarily assigned: cheap, and lenient
+    # enough for new number ranges; local-only lengths are refused (they lack an area code).
     reason = phonenumbers.is_possible_number_with_reason(num)
     return bool(reason == ValidationResult.IS_POSSIBLE)
 
@@ -123,8 +123,8 @@ def _parse(text: str, region: str | None) -> PhoneNumber | None:
     return num if _strictly_possible(num) else None
 
 
-def _e164_candidates(raw: str, region: str) -> list[PhoneNumber]:
-    """Readings of ``raw`` as a real number, most plausible first."""
+def _e164_candidates(raw: str, region: str, first_only: bool = False) -> list[PhoneNumber]:
+    """Readings of ``raw`` as a real number, most plausible first (only the first if asked)."""
     text = _EXTENSION.sub("", raw.strip())
     digits = digits_of(text)
     if len(digits) < 5 or len(digits) > MAX_DIGITS:
@@ -141,13 +141,18 @@ def _e164_candidates(raw: str, region: str) -> list[PhoneNumber]:
     if text.lstrip().startswith("+"):
         add(_parse("+" + digits, None))
         return found
+    attempts: list[tuple[str, str | None]] = []
     if digits.startswith("00"):
-        add(_parse("+" + digits[2:], None))
+        attempts.append(("+" + digits[2:], None))
     if region == "RU" and digits.startswith("810") and len(digits) > 11:
-        add(_parse("+" + digits[3:], None))
-    add(_parse(digits, region))
+        attempts.append(("+" + digits[3:], None))
+    attempts.append((digits, region))
     if len(digits) >= 11:
-        add(_parse("+" + digits, None))
+        attempts.append(("+" + digits, None))
+    for text_, region_ in attempts:
+        add(_parse(text_, region_))
+        if first_only and found:
+            break
     return found
 
 
@@ -159,7 +164,7 @@ def normalize(raw: str, region: str) -> NormalizedPhone:
     ``national=""``. Never raises.
     """
     raw = raw.strip()
-    candidates = _e164_candidates(raw, region)
+    candidates = _e164_candidates(raw, region, first_only=True)
     if candidates:
         num = candidates[0]
         e164 = phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
