@@ -7,8 +7,10 @@ Sources:
   the channel hangs up, so collection starts on ``call.ended`` and then waits until the file's
   size and modification time stop changing. A header-only WAV (44 bytes, no samples) is what an
   unanswered call leaves: the recording's status becomes ``empty``.
-* **Provider URLs** (``http://`` or ``https://`` references), downloaded with a timeout, retries
-  and a size limit (``[recordings] max_download_bytes``).
+* **Provider URLs** (``http://`` or ``https://`` references, or ``zadarma:``/``mango:``
+  references whose one-time link :func:`connector.adapters.provider_clients.recording_url`
+  asks the provider's API for), downloaded with a timeout, retries and a size limit
+  (``[recordings] max_download_bytes``).
 
 Every source is transcoded with pydub/ffmpeg to MP3 or Opus (``[recordings] format``) in a worker
 thread (:func:`asyncio.to_thread` in :meth:`RecordingPipeline._transcode_off_loop` is the only
@@ -528,7 +530,11 @@ class RecordingPipeline:
         self, rec_id: int, pbx: str, source: str, day: datetime, answered: bool
     ) -> StoredAudio | None:
         relative = storage_path(rec_id, day, self.settings.format)
-        if source.startswith(("http://", "https://")):
+        remote = source.startswith(("http://", "https://"))
+        if not remote and _is_provider_reference(source):
+            source = await _provider_url(source)
+            remote = True
+        if remote:
             staging = self.directory / ".incoming" / f"{rec_id}.download"
             try:
                 async with self._session_factory() as session:
@@ -580,6 +586,23 @@ class RecordingPipeline:
         if not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
             raise RecordingSourceError(f"unacceptable recording file name {name!r}")
         return base / name
+
+
+def _is_provider_reference(source: str) -> bool:
+    from connector.adapters.provider_clients import is_provider_reference
+
+    return is_provider_reference(source)
+
+
+async def _provider_url(reference: str) -> str:
+    """The download link of a cloud PBX recording (``zadarma:<account>:<id>``...)."""
+    from connector.adapters.errors import ProviderApiError
+    from connector.adapters.provider_clients import recording_url
+
+    try:
+        return await recording_url(reference)
+    except ProviderApiError as exc:
+        raise RecordingDownloadError(f"no download link for {reference[:100]}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------- components

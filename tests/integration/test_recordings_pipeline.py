@@ -297,8 +297,14 @@ async def test_recordings_provider_url_is_fetched_and_transcoded(tmp_path: Path)
             bad = await pipe.collect(
                 pbx="zadarma:acc", conversation_id="p2", source=provider.url("gone"), day=DAY
             )
+            # a provider reference of an account that is not configured: no link, failed
+            unknown = await pipe.collect(
+                pbx="zadarma:acc", conversation_id="p3", source="zadarma:nope:42", day=DAY
+            )
             async with runtime.engine.connect() as conn:
                 rows = {r.id: r for r in await conn.execute(select(recordings))}
+            assert rows[unknown].status == "failed"
+            assert "no download link" in rows[unknown].error
             assert rows[rec_id].status == "ready"
             assert rows[rec_id].duration_seconds == pytest.approx(3.0, abs=0.01)
             assert rows[bad].status == "failed" and "404" in rows[bad].error
