@@ -139,6 +139,9 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="also print the observations the translator made (type obs.*)",
     )
+    from connector.adapters.ami_replay_server import add_serve_arguments
+
+    add_serve_arguments(p)  # --serve: a fake AMI server replaying FILE instead of printing
     p.set_defaults(func=run)
 
 
@@ -157,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
     if args.speed < 0:
         sys.stderr.write("connector replay: --speed must be >= 0\n")
         return 2
+    if getattr(args, "serve", False):
+        from connector.adapters.ami_replay_server import serve_command
+
+        return serve_command(args)
     try:
         chunks = load_chunks(args.file)
     except (OSError, ValueError) as exc:

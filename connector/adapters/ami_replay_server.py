@@ -40,12 +40,21 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from connector.adapters.ami_codec import AmiFramer, AmiMessage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ChannelTable", "Chunk", "FakeAmiServer", "Transcript", "channels_up"]
+__all__ = [
+    "ChannelTable",
+    "Chunk",
+    "FakeAmiServer",
+    "Transcript",
+    "add_serve_arguments",
+    "channels_up",
+    "serve_command",
+]
 
 DEFAULT_BANNER = "Asterisk Call Manager/11.0.0"
 _END = b"\r\n\r\n"
@@ -246,17 +255,12 @@ class Transcript:
         data = self.data
         return self.edit((m.start(), m.end(), mapping[m.group(1)]) for m in pattern.finditer(data))
 
-    def with_round(self, round_no: int) -> Transcript:
-        """Every ``...Uniqueid``/``...Linkedid`` value made unique for replay round ``round_no``.
-
-        Asterisk-style ids (``1795900871.1``) move their seconds by ``round_no`` million;
-        other ids get a ``-r<round_no>`` suffix. Round 0 is unchanged.
-        """
-        if round_no == 0:
-            return self
-        data = self.data
+    def round_ids(self, round_no: int) -> dict[bytes, bytes]:
+        """The id rewriting of :meth:`with_round`: old ``...Uniqueid``/``...Linkedid`` -> new."""
         mapping: dict[bytes, bytes] = {}
-        for m in _ID_HEADER.finditer(data):
+        if round_no == 0:
+            return mapping
+        for m in _ID_HEADER.finditer(self.data):
             value = m.group(2).strip()
             if not value or value == b"<unknown>" or value in mapping:
                 continue
@@ -266,8 +270,20 @@ class Transcript:
                 mapping[value] = b"%d.%s" % (secs, num.group(2))
             else:
                 mapping[value] = value + b"-r%d" % round_no
+        return mapping
+
+    def with_round(self, round_no: int) -> Transcript:
+        """Every ``...Uniqueid``/``...Linkedid`` value made unique for replay round ``round_no``.
+
+        Asterisk-style ids (``1795900871.1``) move their seconds by ``round_no`` million;
+        other ids get a ``-r<round_no>`` suffix. Only those header values change (a recording
+        file name that contains an id keeps its real name). Round 0 is unchanged.
+        """
+        mapping = self.round_ids(round_no)
+        if not mapping:
+            return self
         edits: list[tuple[int, int, bytes]] = []
-        for m in _ID_HEADER.finditer(data):
+        for m in _ID_HEADER.finditer(self.data):
             value = m.group(2).strip()
             if value in mapping:
                 start = m.start(2)
@@ -522,11 +538,16 @@ class _Session:
             )
             script = server.take_originate_script()
             if script is not None:
+                # fresh ids for every leg of this call; the agent leg gets our ChannelId
+                server.originates += 1
+                renamed = script.transcript.round_ids(server.originates)
+                played = script.transcript.with_round(server.originates)
                 mapping = {script.recorded_action_id: aid.encode("utf-8")}
                 channel_id = action.get("ChannelId")
                 if channel_id and script.recorded_leg_id not in (b"", b"<unknown>"):
-                    mapping[script.recorded_leg_id] = channel_id.encode("utf-8")
-                self.spawn_play([script.transcript.substitute(mapping)], server.speed, False)
+                    leg = renamed.get(script.recorded_leg_id, script.recorded_leg_id)
+                    mapping[leg] = channel_id.encode("utf-8")
+                self.spawn_play([played.substitute(mapping)], server.speed, False)
         elif name == "hangup":
             self.reply(
                 _message(("Response", "Success"), ("ActionID", aid), ("Message", "Channel Hungup"))
@@ -621,8 +642,9 @@ class _Session:
 class FakeAmiServer:
     """An AMI server on ``host``:``port`` (0 picks a free port) that replays transcripts.
 
-    ``playlist`` is played to the first session that logs in (each later login gets what was
-    queued with :meth:`queue` since); with ``loop`` it repeats forever. ``originate_transcript``
+    ``playlist`` is played to the first session that logs in (to every one with
+    ``replay_each_login``); later logins get what was queued with :meth:`queue` since; with
+    ``loop`` it repeats forever. ``originate_transcript``
     (a click-to-call capture) is replayed after every ``Originate``. ``CoreShowChannels`` lists
     ``live_channels`` if set, else the channels up in what was replayed (:attr:`channels`).
     """
@@ -640,6 +662,7 @@ class FakeAmiServer:
     uptime: int = 1234
     originate_transcript: Transcript | None = None
     live_channels: list[dict[str, str]] | None = None
+    replay_each_login: bool = False
 
     channels: ChannelTable = field(default_factory=ChannelTable, init=False)
 
@@ -647,6 +670,7 @@ class FakeAmiServer:
     logins: int = field(default=0, init=False)
     failed_logins: int = field(default=0, init=False)
     connections: int = field(default=0, init=False)
+    originates: int = field(default=0, init=False)
     _played: int = field(default=0, init=False)
     _server: asyncio.Server | None = field(default=None, init=False, repr=False)
     _sessions: set[_Session] = field(default_factory=set, init=False, repr=False)
@@ -720,6 +744,8 @@ class FakeAmiServer:
     def take_login_scripts(self) -> list[Transcript]:
         """What the session logging in now plays (the queue is emptied)."""
         scripts, self._login_queue = self._login_queue, []
+        if self.replay_each_login:
+            self._login_queue = list(self.playlist)
         return scripts
 
     def take_originate_script(self) -> _Originated | None:
@@ -818,3 +844,80 @@ class FakeAmiServer:
     def sessions(self) -> int:
         """Connections open now."""
         return len(self._sessions)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line: ``connector replay --serve FILE.ami --port P [--speed N] [--loop]``
+# --------------------------------------------------------------------------------------------
+
+
+def serve_command(args: Any) -> int:
+    """Run the fake AMI server for ``connector replay --serve`` until interrupted.
+
+    Uses ``args.file``, ``args.port``, ``args.speed``, ``args.loop``, ``args.username``,
+    ``args.secret`` and ``args.originate`` (a click-to-call transcript, optional).
+    """
+    import sys
+
+    try:
+        playlist = [Transcript.load(args.file).events_only()]
+        originate = Transcript.load(args.originate) if args.originate else None
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"connector replay: {exc}\n")
+        return 1
+    server = FakeAmiServer(
+        playlist=playlist,
+        host=args.host,
+        port=args.port,
+        username=args.username,
+        secret=args.secret,
+        speed=args.speed,
+        loop=args.loop,
+        loop_pause=args.pause,
+        originate_transcript=originate,
+        replay_each_login=True,
+    )
+
+    async def main() -> None:
+        await server.start()
+        sys.stderr.write(
+            f"fake AMI server on {server.host}:{server.port} (user {server.username!r}); "
+            f"replaying {Path(args.file).name} after each login"
+            f"{' in a loop' if args.loop else ''}. Ctrl-C stops it.\n"
+        )
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        sys.stderr.write(f"connector replay: cannot listen on {args.host}:{args.port}: {exc}\n")
+        return 1
+    return 0
+
+
+def add_serve_arguments(parser: Any) -> None:
+    """The ``--serve`` options of ``connector replay``."""
+    group = parser.add_argument_group("fake AMI server (--serve)")
+    group.add_argument(
+        "--serve",
+        action="store_true",
+        help="run a fake AMI server on 127.0.0.1 that replays FILE after each login",
+    )
+    group.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    group.add_argument("--port", type=int, default=5038, help="TCP port (5038; 0 picks one)")
+    group.add_argument("--loop", action="store_true", help="replay forever with fresh call ids")
+    group.add_argument("--pause", type=float, default=0.0, help="seconds between loop rounds (0)")
+    group.add_argument("--username", default="connector", help="AMI username to accept")
+    group.add_argument("--secret", default="connector-secret", help="AMI secret to accept")
+    group.add_argument(
+        "--originate",
+        type=Path,
+        default=None,
+        metavar="C2C.ami",
+        help="click-to-call transcript replayed after each Originate (with its ChannelId)",
+    )

@@ -160,6 +160,7 @@ async def test_ami_click_to_call_answered_follows_the_call(tmp_path: Path) -> No
         assert ended.conversation_id == call_id  # every event of the call is ours
         assert ended.answered_by == "101"
         assert ended.callee.number == "89161234567"
+        assert ended.recording.endswith("out-20261128-212202-1795900920.16.wav")  # real file
 
 
 async def test_ami_click_to_call_bad_requests(tmp_path: Path) -> None:

@@ -6,12 +6,17 @@ Asterisk's TCP writes were received); the call events come off the runtime's bus
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from connector.adapters.ami_replay_server import FakeAmiServer
+from connector.app import Runtime, serve
+from connector.config import settings_from_mapping
+from connector.events.bus import Subscription
 from connector.events.model import CallEnded, Direction, Outcome
 from tests.integration.ami_harness import pbx_config, running, transcript
 
@@ -174,3 +179,44 @@ async def test_ami_loop_mode_never_repeats_ids(tmp_path: Path) -> None:
             assert len({e.conversation_id for e in ended}) == 3
             for e in ended:
                 check_truth("inbound_answered", e)
+
+
+async def test_ami_daemon_runs_one_adapter_per_configured_pbx(tmp_path: Path) -> None:
+    """The real daemon (``serve``): the factory starts the adapters, /healthz shows them."""
+    async with (
+        FakeAmiServer(playlist=[transcript("inbound_answered")]) as a,
+        FakeAmiServer(playlist=[transcript("inbound_busy")]) as b,
+    ):
+        settings = settings_from_mapping(
+            {
+                "server": {"port": 0},
+                "hub": {"port": 0},
+                "storage": {"data_dir": str(tmp_path / "data")},
+                "pbx": [pbx_config("a", a.port), pbx_config("b", b.port, enabled=True)],
+            },
+            base_dir=tmp_path,
+            environ={},
+        )
+        ready: asyncio.Future[tuple[Runtime, str, Subscription]] = (
+            asyncio.get_running_loop().create_future()
+        )
+
+        def on_ready(runtime: Runtime, url: str) -> None:
+            ready.set_result((runtime, url, runtime.bus.subscribe("daemon-test", {"call.ended"})))
+
+        daemon = asyncio.create_task(serve(settings, on_ready=on_ready))
+        try:
+            async with asyncio.timeout(20):
+                runtime, url, sub = await ready
+                ended = [await sub.get(), await sub.get()]
+            assert sorted((e.pbx, e.outcome) for e in ended if isinstance(e, CallEnded)) == [
+                ("a", "answered"),
+                ("b", "busy"),
+            ]
+            assert set(runtime.controls) >= {"a", "b"}
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
+                health = await resp.json()
+            assert set(health["pbx"]) >= {"a", "b"}
+        finally:
+            daemon.cancel()
+            await asyncio.gather(daemon, return_exceptions=True)
