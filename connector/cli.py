@@ -23,7 +23,12 @@ __all__ = ["build_parser", "load_cli_settings", "main", "setup_logging"]
 logger = logging.getLogger(__name__)
 
 #: Modules with an ``add_parser(subparsers)`` function, in --help order.
-COMMAND_MODULES: list[str] = ["connector.replay", "connector.pbx_token", "connector.demo"]
+COMMAND_MODULES: list[str] = [
+    "connector.replay",
+    "connector.pbx_token",
+    "connector.demo",
+    "softphone.cli",
+]
 
 DEFAULT_CONFIG = Path("connector.toml")
 
