@@ -54,6 +54,7 @@ async def login(request: web.Request) -> web.Response:
         )
     logger.info("user %s logged in (token %d)", user.login, issued.id)
     response = json_ok({"token": issued.token, "token_id": issued.id, "user": user.to_dict()})
+    response.headers["Cache-Control"] = "no-store"
     response.set_cookie(
         COOKIE,
         issued.token,

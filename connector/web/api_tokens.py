@@ -54,7 +54,9 @@ async def create_token(request: web.Request) -> web.Response:
         raise forbidden("only admins may issue tokens for other users")
     async with request.app[RUNTIME].engine.begin() as conn:
         issued = await users.issue_token(conn, owner, body.get("name") or "", actor_id=who.user_id)
-    return json_ok(issued.to_dict(), status=201)
+    response = json_ok(issued.to_dict(), status=201)
+    response.headers["Cache-Control"] = "no-store"  # the token is in it
+    return response
 
 
 async def revoke_token(request: web.Request) -> web.Response:

@@ -143,17 +143,21 @@ def _operation(route: ApiRoute | None, path: str, method: str, handler: Any) -> 
         }
     ok = route.status if route is not None else 200
     responses: dict[str, Any] = {str(ok): {"description": "success"}}
-    if route is not None:
-        for status, text in route.responses.items():
-            responses[str(status)] = {"description": text}
     responses["400"] = _error_ref()
+    if "{" in path:
+        responses["404"] = _error_ref()
+    if route is not None and route.body is not None:
+        responses["413"] = _error_ref()
     if not is_public:
         responses["401"] = _error_ref()
         responses["403"] = _error_ref()
         op["security"] = [{"bearer": []}, {"cookie": []}]
     else:
         op["security"] = []
-    op["responses"] = responses
+    if route is not None:
+        for status, text in route.responses.items():
+            responses[str(status)] = {"description": text}
+    op["responses"] = dict(sorted(responses.items()))
     return op
 
 

@@ -279,9 +279,18 @@ async def read_json(
     """Read, decode and check the request body against ``schema``.
 
     A body over ``server.max_body_bytes`` becomes 413 (aiohttp raises, the error middleware
-    renders it).
+    renders it). Requests authenticated by the ``vc_token`` cookie alone must say
+    ``Content-Type: application/json`` (a cross-site form cannot), a guard against CSRF.
     """
     raw = await request.read()
+    if (
+        "Authorization" not in request.headers
+        and "vc_token" in request.cookies
+        and request.content_type != "application/json"
+    ):
+        # A browser sends the cookie by itself; requiring the JSON content type (which a
+        # plain cross-site form cannot set) keeps other sites from writing with it.
+        raise bad_request("send the body as Content-Type: application/json", code="json_required")
     return parse_object(parse_json(raw), schema, partial=partial)
 
 

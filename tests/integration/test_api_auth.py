@@ -99,3 +99,31 @@ async def test_deleted_user_tokens_stop_working(tmp_path: Path) -> None:
         assert (await w.call("agent_b", "GET", "/api/v1/me"))[0] == 401
         status, data = await w.call("admin", "DELETE", f"/api/v1/users/{w.ids['admin']}")
         assert status == 409 and data["error"]["field"] == "id"
+
+
+async def test_cookie_writes_need_the_json_content_type(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        cookies = {"vc_token": w.tokens["agent_a"]}
+        form = await w.client.post(
+            "/api/v1/contacts",
+            data=b'{"name": "csrf"}',
+            headers={"Content-Type": "text/plain"},
+            cookies=cookies,
+        )
+        assert form.status == 400
+        assert (await form.json())["error"]["code"] == "json_required"
+        ok = await w.client.post("/api/v1/contacts", json={"name": "mine"}, cookies=cookies)
+        assert ok.status == 201
+        # programs with a bearer token may omit the content type
+        status, _ = await w.call("agent_a", "POST", "/api/v1/contacts", raw=b'{"name": "curl"}')
+        assert status == 201
+
+
+async def test_token_answers_are_not_cached(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        resp = await w.client.post(
+            "/api/v1/auth/login", json={"login": "agent_a", "password": PASSWORD}
+        )
+        assert resp.headers["Cache-Control"] == "no-store"
+        resp = await w.client.post("/api/v1/tokens", json={}, headers=w.auth("agent_a"))
+        assert resp.status == 201 and resp.headers["Cache-Control"] == "no-store"
