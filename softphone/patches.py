@@ -30,6 +30,8 @@ library and the fix here (``tests/integration/test_softphone_patches.py``):
   retries every ``retry_interval`` seconds while the phone keeps running.
 * **No state callbacks**: ``VoIPCall.state`` is a plain attribute. -> a property that reports
   every change to :class:`PhoneHooks`.
+* **Stopping RTP races its own transmit thread** (a ``RuntimeWarning`` raised in that thread).
+  -> :class:`PatchedRTPClient` joins its threads before closing the socket.
 * **Hold**: pyVoIP 1.6 sends no re-INVITE, so hold is not possible; this layer does not fake it.
 """
 
@@ -86,6 +88,36 @@ class PhoneHooks(Protocol):
 
     def dtmf(self, call: PatchedCall, digit: str) -> None:
         """A key press arrived on a call."""
+
+
+class PatchedRTPClient(RTP.RTPClient):
+    """An RTP client whose stop() waits for its threads before closing the socket.
+
+    Stock ``stop()`` closes the socket while the transmit thread may be sending: the send
+    fails and pyVoIP raises a ``RuntimeWarning`` in that thread.
+    """
+
+    def start(self) -> None:
+        """Bind and start the receive and transmit threads (kept, to be joined on stop)."""
+        self.sin = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sout = self.sin
+        self.sin.bind((self.inIP, self.inPort))
+        self.sin.setblocking(False)
+        self._threads = [
+            threading.Thread(target=self.recv, name="RTP receive", daemon=True),
+            threading.Thread(target=self.trans, name="RTP transmit", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Stop the threads (bounded wait), then close the socket."""
+        self.NSD = False
+        for thread in getattr(self, "_threads", []):
+            if thread is not threading.current_thread():
+                thread.join(timeout=1)
+        if hasattr(self, "sin"):
+            self.sin.close()
 
 
 class PatchedCall(VoIPCall):
@@ -187,6 +219,28 @@ class PatchedCall(VoIPCall):
         self._end(reason, status)
         self.state = CallState.ENDED
         self.phone.calls.pop(self.call_id, None)
+
+    def create_rtp_clients(
+        self,
+        codecs: dict[int, RTP.PayloadType],
+        ip: str,
+        port: int,
+        request: SIP.SIPMessage,
+        baseport: int,
+    ) -> None:
+        """As pyVoIP's, with :class:`PatchedRTPClient`."""
+        for ii in range(len(request.body["c"])):
+            self.RTPClients.append(
+                PatchedRTPClient(
+                    codecs,
+                    ip,
+                    port,
+                    request.body["c"][ii]["address"],
+                    baseport + ii,
+                    self.sendmode,
+                    dtmf=self.dtmf_callback,
+                )
+            )
 
     def _stop_rtp(self) -> None:
         for client in self.RTPClients:
