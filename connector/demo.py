@@ -234,6 +234,7 @@ class DemoPbx:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.server: Any = None
+        self.seeded = asyncio.Event()  # the demo people exist (they can log in)
 
     def _server(self) -> Any:
         from connector.adapters.ami_replay_server import FakeAmiServer, Transcript
@@ -257,6 +258,7 @@ class DemoPbx:
         from connector.adapters.ami import AmiAdapter
 
         await seed_demo(self.runtime)
+        self.seeded.set()
         pipeline = self.runtime.extras.get("recordings")
         if pipeline is not None and hasattr(pipeline, "source_dirs"):
             # the demo PBX is not a configured [[pbx]]: tell the recordings where its files are
@@ -283,7 +285,8 @@ def demo_components(runtime: Runtime) -> list[Component]:
     if not runtime.settings.demo.enabled:
         return []
     runtime.extras["demo_logins"] = demo_logins()
-    return [DemoPbx(runtime)]
+    demo = runtime.extras["demo"] = DemoPbx(runtime)
+    return [demo]
 
 
 # ---------------------------------------------------------------------------- CLI
