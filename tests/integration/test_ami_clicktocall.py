@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from connector.adapters.ami_replay_server import FakeAmiServer, Transcript
+from connector.adapters.ami import AmiActionError
+from connector.adapters.ami_replay_server import FakeAmiServer, Transcript, channels_up
 from connector.app import Runtime
 from connector.clicktocall import ClickToCall
-from connector.events.model import CallEnded
+from connector.events.model import CallAnswered, CallEnded
 from connector.web.app import create_app
 from crm_sync.auth import issue_token
 from crm_sync.schema import extensions, users
-from tests.integration.ami_harness import DATA, Harness, pbx_config, running
+from tests.integration.ami_harness import DATA, Harness, pbx_config, running, transcript
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 # login -> (role, team, extensions on PBX "main")
@@ -214,3 +216,19 @@ async def test_ami_pbx_status_endpoint(tmp_path: Path) -> None:
         assert "secret" not in item
         forbidden = await env.client.get("/api/v1/pbx", headers=env.auth("anna"))
         assert forbidden.status == 403
+
+
+async def test_ami_hangup_ends_every_live_channel_of_the_call(tmp_path: Path) -> None:
+    async with environment(tmp_path, "click_to_call") as env:
+        head, _ = transcript("inbound_answered").split_before(b"Event: Hangup\r\n")
+        await env.pbx.play(head)
+        while not isinstance(await env.h.next_event(), CallAnswered):
+            pass
+        control = env.h.runtime.controls["main"]
+        await control.hangup("1795900871.0")
+        hangups = env.pbx.actions_named("Hangup")
+        assert sorted(a.get("Channel") for a in hangups) == sorted(
+            ch["Channel"] for ch in channels_up(head)
+        )
+        with pytest.raises(AmiActionError):
+            await control.hangup("no-such-call")

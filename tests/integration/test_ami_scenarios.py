@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from connector.adapters.ami_replay_server import FakeAmiServer
+from connector.adapters.ami_replay_server import Chunk, FakeAmiServer, Transcript
 from connector.app import Runtime, serve
 from connector.config import settings_from_mapping
 from connector.events.bus import Subscription
@@ -217,6 +217,35 @@ async def test_ami_daemon_runs_one_adapter_per_configured_pbx(tmp_path: Path) ->
             async with aiohttp.ClientSession() as http, http.get(f"{url}/healthz") as resp:
                 health = await resp.json()
             assert set(health["pbx"]) >= {"a", "b"}
+            async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as resp:
+                metrics = await resp.text()
+            assert 'connector_ami_connected{pbx="a"} 1.0' in metrics
+            assert 'connector_ami_messages_total{pbx="b"}' in metrics
+            assert 'connector_ami_auth_failed{pbx="a"} 0.0' in metrics
         finally:
             daemon.cancel()
             await asyncio.gather(daemon, return_exceptions=True)
+
+
+async def test_ami_cyrillic_name_split_inside_characters(tmp_path: Path) -> None:
+    """Every Cyrillic name cut in the middle of a character between two TCP writes."""
+    recorded = transcript("queue_call")
+    data = recorded.data
+    name = "Ромашка".encode()
+    cuts = set()
+    pos = data.find(name)
+    while pos >= 0:
+        cuts.add(pos + 1)  # inside the two-byte "Р"
+        pos = data.find(name, pos + 1)
+    edges = sorted(cuts | {len(data)})
+    chunks, start = [], 0
+    for n, edge in enumerate(edges):
+        chunks.append(Chunk(n * 0.001, data[start:edge]))
+        start = edge
+    split = Transcript(tuple(chunks))
+    async with FakeAmiServer(playlist=[split], speed=1.0) as pbx:
+        async with running(tmp_path, [pbx_config("main", pbx.port)]) as h:
+            (ended,) = await h.ended(1)
+            check_truth("queue_call", ended)
+            assert ended.caller.name == "ООО Ромашка"
+            assert h.runtime.pbx_status["main"]["protocol_errors"] == 0
