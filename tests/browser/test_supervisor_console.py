@@ -130,3 +130,30 @@ async def test_supervisor_filters_plays_and_exports(tmp_path: Path) -> None:
                 )
             ).all()
         assert plays and all(p.user_id == boss for p in plays)
+
+
+async def test_supervisor_link_in_agent_console(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path, **SECTIONS) as runtime:
+        _a, agent_token = await add_user(runtime, "anna", "agent", "sales", ("101",))
+        _b, boss_token = await add_user(runtime, "boss", "supervisor", "sales")
+        async with web_client(runtime) as client, async_playwright() as pw:
+            base = str(client.make_url("/")).rstrip("/")
+            browser = await pw.chromium.launch(executable_path="/usr/bin/chromium")
+            try:
+                for token, visible in ((boss_token, True), (agent_token, False)):
+                    context = await browser.new_context()
+                    await context.add_cookies([{"name": "vc_token", "value": token, "url": base}])
+                    page = await context.new_page()
+                    await page.goto(base + "/")
+                    await expect(page.locator("#me-name")).not_to_have_text("…")
+                    link = page.locator("#supervisor-link")
+                    if visible:
+                        await expect(link).to_be_visible()
+                        await link.click()
+                        await page.wait_for_selector("body[data-loaded=true]", timeout=15_000)
+                        assert page.url.endswith("/static/supervisor/index.html")
+                    else:
+                        await expect(link).to_be_hidden()
+                    await context.close()
+            finally:
+                await browser.close()
