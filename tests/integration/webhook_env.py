@@ -159,6 +159,7 @@ async def webhook_env(
     *,
     reorder_window: float = 1.0,
     settings: Any = None,
+    run_worker: bool = True,
 ) -> AsyncIterator[WebhookEnv]:
     """Start the runtime, the web app on a loopback port and the inbox worker."""
     settings = settings or make_settings(tmp_path, accounts)
@@ -169,7 +170,7 @@ async def webhook_env(
     events = runtime.bus.subscribe("webhook-test")
     client: TestClient[Any, Any] = TestClient(TestServer(create_app(runtime), host="127.0.0.1"))
     await client.start_server()
-    task = asyncio.create_task(worker.run())
+    task = asyncio.create_task(worker.run() if run_worker else asyncio.Event().wait())
     try:
         yield WebhookEnv(runtime=runtime, client=client, worker=worker, events=events)
     finally:
