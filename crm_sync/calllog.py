@@ -45,6 +45,7 @@ __all__ = [
     "LoggedCall",
     "call_columns",
     "components",
+    "creates_contact",
     "customer_number",
     "log_call",
     "participant_ids",
@@ -170,7 +171,8 @@ class LoggedCall:
     events: tuple[Event, ...] = field(default_factory=tuple)
 
 
-def _wants_contact(settings: CallLogSettings, event: CallEnded) -> bool:
+def creates_contact(settings: CallLogSettings, event: CallEnded) -> bool:
+    """True if an unknown number on this call should become a contact (see module docstring)."""
     if event.direction == Direction.INBOUND:
         on = settings.create_contacts_inbound
     elif event.direction == Direction.OUTBOUND:
@@ -221,7 +223,7 @@ async def _write(
                 contact_id, company_id = best.id, best.company_id
             else:
                 company_id = best.id
-        elif _wants_contact(settings, event):
+        elif creates_contact(settings, event):
             party = event.caller if event.direction == Direction.INBOUND else event.callee
             name = party.name.strip() if party.name.strip() and party.name != number else ""
             contact = await create_contact(

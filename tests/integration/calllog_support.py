@@ -35,17 +35,7 @@ def make_settings(tmp_path: Path, **sections: Any) -> Any:
 @asynccontextmanager
 async def open_runtime(tmp_path: Path, **sections: Any) -> AsyncIterator[Runtime]:
     """A migrated runtime (SQLite file in ``tmp_path``), disposed at the end."""
-    settings = make_settings(tmp_path, **sections)
-    try:
-        runtime = await build_runtime(settings)
-    except ModuleNotFoundError:  # the call tracker has not landed yet
-        from connector.events.bus import EventBus
-        from crm_sync.db import migrate, open_engine
-
-        url = settings.storage.effective_database_url
-        await asyncio.to_thread(migrate, url)
-        runtime = Runtime(settings=settings, engine=open_engine(url), bus=EventBus(), tracker=None)  # type: ignore[arg-type]
-        await runtime.reload_directory()
+    runtime = await build_runtime(make_settings(tmp_path, **sections))
     try:
         yield runtime
     finally:

@@ -7,9 +7,16 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+from connector.config import CallLogSettings
 from connector.events.model import CallEnded, Direction, Outcome, Party
 from crm_sync.callbacks import number_key
-from crm_sync.calllog import call_columns, customer_number, participant_ids, summary
+from crm_sync.calllog import (
+    call_columns,
+    creates_contact,
+    customer_number,
+    participant_ids,
+    summary,
+)
 from crm_sync.calllog_query import agent_stats, hourly, to_csv
 from crm_sync.routing import Candidate, choose
 
@@ -179,3 +186,13 @@ def test_calllog_csv_neutralises_formulas_but_keeps_numbers() -> None:
     assert rows[0]["caller"] == "+79161234567" and rows[0]["agents"] == "101 104"
     assert rows[0]["caller_name"].startswith("'=")
     assert rows[1]["caller"] == "'@evil" and rows[1]["caller_name"] == "'-1+2"
+
+
+def test_calllog_contact_creation_per_direction_and_line() -> None:
+    call = transfer_call()  # inbound on line 74951234500
+    assert not creates_contact(CallLogSettings(), call)
+    assert creates_contact(CallLogSettings(create_contacts_inbound=True), call)
+    assert not creates_contact(CallLogSettings(create_contacts_outbound=True), call)
+    on_line = CallLogSettings(create_contacts_inbound=True, create_contacts_lines=("74951234500",))
+    other_line = CallLogSettings(create_contacts_inbound=True, create_contacts_lines=("7495999",))
+    assert creates_contact(on_line, call) and not creates_contact(other_line, call)
