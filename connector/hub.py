@@ -191,6 +191,7 @@ class Hub:
                 logger.info(
                     "hub listening on ws://%s:%s%s", self.host, self.bound_port, self.settings.path
                 )
+                self._adopt_active_calls()
                 self.ready.set()
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._watch_tokens(), name="hub-tokens")
@@ -205,6 +206,38 @@ class Hub:
             self.ready.clear()
             for task in list(self._card_tasks.values()) + list(self._tasks):
                 task.cancel()
+
+    def _adopt_active_calls(self) -> None:
+        """Calls already up when the hub starts (a restart) join the snapshots, with cards."""
+        active = getattr(self.runtime.tracker, "active_calls", None)
+        if active is None:
+            return
+        try:
+            adopted = self.state.adopt(active(), _now())
+        except Exception:
+            logger.exception("hub: could not take over the calls in progress")
+            return
+        for key in adopted:
+            view = self.state.calls[key]
+            view.card_pending = True
+            number = view.number.get("raw", "")
+            task = asyncio.create_task(self.card_builder(number, _now()), name=f"card {key}")
+            self._card_tasks[key] = task
+            task.add_done_callback(self._late_card(key, number))
+        if adopted:
+            logger.info("hub: took over %d call(s) in progress", len(adopted))
+
+    def _late_card(
+        self, conversation: str, number: str
+    ) -> Callable[[asyncio.Task[dict[str, Any]]], None]:
+        def done(t: asyncio.Task[dict[str, Any]]) -> None:
+            self._card_tasks.pop(conversation, None)
+            if t.cancelled():
+                return
+            CARDS.labels("late").inc()
+            self._send(self.state.card_ready(conversation, self._card_result(t, number)))
+
+        return done
 
     def _check_path(self, _ws: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
@@ -245,15 +278,7 @@ class Hub:
             view.card = card
             view.card_pending = False
             return
-
-        def late(t: asyncio.Task[dict[str, Any]]) -> None:
-            self._card_tasks.pop(conversation, None)
-            if t.cancelled():
-                return
-            CARDS.labels("late").inc()
-            self._send(self.state.card_ready(conversation, self._card_result(t, number)))
-
-        task.add_done_callback(late)
+        task.add_done_callback(self._late_card(conversation, number))
 
     def _card_result(self, task: asyncio.Task[dict[str, Any]], number: str) -> dict[str, Any]:
         exc = task.exception()

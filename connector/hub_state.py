@@ -355,6 +355,49 @@ class HubState:
             del self.calls[view.key]
         return deliveries
 
+    def adopt(self, calls: Iterable[Any], now: datetime) -> list[str]:
+        """Take over calls in progress the hub has not seen (``CallTracker.active_calls()``).
+
+        Used when the hub (re)starts while calls are up, so reconnecting agents still get them
+        in their snapshot. Returns the conversations adopted (their cards are still to build).
+        """
+        adopted: list[str] = []
+        for call in calls:
+            key = f"{call.pbx}/{call.conversation_id}"
+            if key in self.calls or str(call.state) in ("ended", "started"):
+                continue
+            direction = str(call.direction)
+            party = call.callee if direction == Direction.OUTBOUND else call.caller
+            view = CallView(
+                pbx=call.pbx,
+                conversation_id=call.conversation_id,
+                direction=direction,
+                number=display_number(party.number, self.region),
+                started_at=call.started_at,
+                updated_at=now,
+                state=str(call.state),
+            )
+            if party.name:
+                view.number["name"] = party.name
+            for leg in call.legs:
+                uid = self._user(call.pbx, leg.extension, leg.user_id)
+                if uid is None or leg.external:
+                    continue
+                if leg.state == "ringing":
+                    view.user_state[uid] = "ringing"
+                elif leg.state == "answered":
+                    view.user_state[uid] = "talking"
+            view.latest = {
+                "type": "call",
+                "conversation": key,
+                "number": view.number,
+                "direction": direction,
+                "adopted": True,
+            }
+            self.calls[key] = view
+            adopted.append(key)
+        return adopted
+
     def card_ready(self, conversation: str, card: dict[str, Any]) -> list[Delivery]:
         """A card built after its pop went out: store it and send it to whoever was popped."""
         view = self.calls.get(conversation)

@@ -191,3 +191,34 @@ def test_replay_resync_reasons_and_stale_calls_are_forgotten() -> None:
     assert "restarted" in (st.replay((1, "own"), 3, False).resync or "")
     st.handle(ring("late", "102"), T0 + timedelta(hours=5))
     assert list(st.calls) == ["p/late"]
+
+
+def test_calls_in_progress_from_the_tracker_are_adopted_once() -> None:
+    from connector.calls import ActiveCall, ActiveLeg, CallState
+
+    def leg(ext: str, leg_state: str) -> ActiveLeg:
+        return ActiveLeg(f"l{ext}", ext, None, False, leg_state, T0)
+
+    up = ActiveCall(
+        pbx="p",
+        conversation_id="q",
+        state=CallState.RINGING,
+        direction=Direction.INBOUND,
+        caller=Party("74951234567", "ООО Ромашка"),
+        callee=Party("74951234510"),
+        did="74951234510",
+        queue="support",
+        started_at=T0,
+        answered_at=None,
+        answered_by="",
+        talked_last="",
+        rang=("201", "202"),
+        legs=(leg("201", "ringing"), leg("202", "answered"), leg("999", "ringing")),
+    )
+    st = state()
+    assert st.adopt([up], T0) == ["p/q"]
+    assert st.adopt([up], T0) == []
+    assert st.snapshot((3, "own"))[0]["number"]["e164"] == "+74951234567"
+    assert st.calls["p/q"].user_state == {3: "ringing", 4: "talking"}
+    cards = st.card_ready("p/q", {"status": "multiple"})
+    assert sorted(k for k, _ in cards) == [(3, "own"), (4, "own")]
