@@ -796,9 +796,12 @@ class CallTracker:
             return Outcome.BUSY
         if LegStatus.FAILED in statuses:
             return Outcome.FAILED
+        if LegStatus.CANCEL in statuses or conv.queue_abandoned:
+            return Outcome.ABANDONED
+        # Legs that rang without saying how they ended: the provider's verdict, if any, decides.
         if conv.provider_outcome is not None:
             return conv.provider_outcome
-        if considered or conv.queue_abandoned:
+        if considered:
             return Outcome.ABANDONED
         if conv.direction is Direction.OUTBOUND:
             return Outcome.FAILED

@@ -400,3 +400,14 @@ def test_provider_verdict_fills_what_the_legs_did_not_say() -> None:
         ],
     )
     assert the_end(busy).outcome is Outcome.BUSY
+    # a leg that says it was cancelled (the caller hung up) is more precise than "missed"
+    cancelled = run(
+        CallTracker(),
+        [
+            start,
+            ring("W", "w1", "101", 1),
+            dial_end("W", "w1", 4, LegStatus.CANCEL),
+            ConversationEnded(pbx="p", conversation_id="W", at=at(4), outcome=Outcome.NO_ANSWER),
+        ],
+    )
+    assert the_end(cancelled).outcome is Outcome.ABANDONED
