@@ -53,6 +53,29 @@ ODD_QUERIES = ["q=%ED%A0%80", "q=%FF%FE", "q=a%00b", "tag=%27%3B--", "phone=%25%
 BAD_IDS = ["abc", "-1", "0", "1.5", "99999999999999999999999999", "%00", "1%20OR%201=1", "٣"]
 
 
+#: The CRM API's own modules: their exact answers are asserted (other features' routes in the
+#: table are held to "a 4xx with the error body").
+OURS = {
+    f"connector.web.{m}"
+    for m in (
+        "api_auth",
+        "api_tokens",
+        "api_users",
+        "api_contacts",
+        "api_companies",
+        "api_activities",
+        "api_tasks",
+        "api_lookup",
+        "health",
+        "openapi",
+    )
+}
+
+
+def _ours(route: Any) -> bool:
+    return route.handler.__module__ in OURS
+
+
 def _concrete(path: str, ctx: dict[str, Any]) -> str:
     return (
         path.replace("{id}", str(ctx.get("id", 1)))
@@ -146,7 +169,7 @@ async def test_every_field_of_every_body_is_checked(tmp_path: Path) -> None:
     async with api_world(tmp_path) as w:
         ctx = await _seed(w)
         checked = 0
-        for route in [r for r in w.client.server.app[API_ROUTES] if r.body is not None]:
+        for route in [r for r in w.client.server.app[API_ROUTES] if r.body and _ours(r)]:
             path = _concrete(route.path, ctx)
             for key, spec in route.body.items():
                 for what, bad in _bad_values(spec):
@@ -251,7 +274,8 @@ async def test_bad_ids_on_every_item_route(tmp_path: Path) -> None:
                 body = {"name": "x"} if route.body is not None else None
                 status, data = await w.call("admin", route.method, path, body)
                 _assert_client_error(status, data, f"{route.method} {path}")
-                assert status in (400, 404), (route.method, path, status)
+                if _ours(route):
+                    assert status in (400, 404), (route.method, path, status)
 
 
 async def test_odd_lookup_input(tmp_path: Path) -> None:
