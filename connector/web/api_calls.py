@@ -17,7 +17,6 @@ id is the ``call_id``.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -27,6 +26,7 @@ from connector.clicktocall import ClickToCall, InvalidNumber, NoLine, Originatio
 from connector.web.auth import require_role
 from connector.web.errors import bad_request, conflict, error_response, not_found
 from connector.web.keys import RUNTIME
+from connector.web.validation import parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,15 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         )
     if len(key) > MAX_KEY_LENGTH:
         raise bad_request("the Idempotency-Key header is too long", field="Idempotency-Key")
-    raw = json.loads(await request.text() or "null")
-    to, contact_id = _body(raw)
+    body = await request.read()
+    if (
+        "Authorization" not in request.headers
+        and "vc_token" in request.cookies
+        and request.content_type != "application/json"
+    ):
+        # a cross-site form can carry the cookie but not this content type: no calls by CSRF
+        raise bad_request("send the body as Content-Type: application/json", code="json_required")
+    to, contact_id = _body(parse_json(body))
     runtime = request.app[RUNTIME]
     name = runtime.directory.name_of.get(who.user_id, "") if who.user_id is not None else ""
     try:

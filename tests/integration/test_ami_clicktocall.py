@@ -181,6 +181,22 @@ async def test_ami_click_to_call_bad_requests(tmp_path: Path) -> None:
         assert reused.status == 409
         anonymous = await post("/api/v1/calls", json={"to": "101"})
         assert anonymous.status == 401
+        for raw in (b"", b"[1]", b'{"to": NaN}', b"[" * 100_000, b'{"to": "\xff"}'):
+            broken = await post("/api/v1/calls", data=raw, headers=env.auth("anna", "b"))
+            assert broken.status == 400, raw[:20]
+        extra = await post("/api/v1/calls", json={"to": "1", "x": 1}, headers=env.auth("anna", "e"))
+        assert extra.status == 400
+        # a cross-site form carrying only the cookie cannot place a call
+        form = await post(
+            "/api/v1/calls",
+            data="to=101",
+            headers={
+                "Idempotency-Key": "csrf",
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+            cookies={"vc_token": env.tokens["anna"]},
+        )
+        assert form.status == 400
         unknown = await env.client.get("/api/v1/calls/nope", headers=env.auth("anna"))
         assert unknown.status == 404
         assert len(env.pbx.actions_named("Originate")) == 1
