@@ -112,7 +112,7 @@ def _load(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise WebhookMalformedError("the body is not UTF-8") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookMalformedError(f"the body is not JSON: {exc}") from None
 
 

@@ -125,7 +125,7 @@ def _load(json_text: str) -> dict[str, Any]:
         raise WebhookMalformedError(f"the json field is longer than {MAX_JSON} characters")
     try:
         data = json.loads(json_text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookMalformedError(f"the json field is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise WebhookMalformedError("the json field is not an object")
