@@ -13,8 +13,9 @@ Who is an agent and which way a call goes are decided from the PBX settings:
 * a dialed channel in one of ``internal_contexts`` is an agent's phone; its extension is the
   channel's resource (``PJSIP/101-0000002a`` and ``Local/101@agents-00000001;1`` both give
   ``101``), else ``DestExten``;
-* a dialed channel that is a trunk, or dialed from one of ``outbound_contexts``, is the remote
-  party of an outbound call.
+* a dialed channel that is a trunk (by pattern, or created in an inbound context), or that is not
+  an agent and is dialed from one of ``outbound_contexts``, is the remote party of an outbound
+  call; anything else that is not an agent (an IVR, a feature code) is not a leg of ours.
 
 Times: ``Timestamp`` (``timestampevents=yes``) or ``EventTV`` when present, else ``now``.
 """
@@ -275,8 +276,11 @@ class AmiTranslator:
         src_inbound = (
             self.is_trunk(source) or src_ctx in self._inbound or self._local_context(source)
         )
+        # The far end is outside when it is a trunk channel, a channel created in a trunk
+        # context, or anything but an agent dialed from an outbound context.
         external = self.is_trunk(dest_channel) or (
-            not extension and (src_ctx in self._outbound or not src_inbound)
+            not extension
+            and (src_ctx in self._outbound or msg.get("DestContext").lower() in self._inbound)
         )
         if src_inbound:
             direction = Direction.INBOUND

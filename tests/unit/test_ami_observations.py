@@ -267,3 +267,28 @@ def test_dial_begin_from_originate_to_agent_is_an_originated_leg() -> None:
     (obs,) = tr.translate(ev("DialBegin", dest, DestConnectedLineNum="89161234567"), T0)
     assert isinstance(obs, LegRinging)
     assert obs.originated and obs.extension == "101" and obs.direction is Direction.OUTBOUND
+
+
+def test_internal_call_between_two_phones() -> None:
+    pbx = Pbx()
+    me = chan("", "PJSIP/101-00000011", "400.1", "400.1", "from-internal", num="101", exten="102")
+    you = chan("Dest", "PJSIP/102-00000012", "400.2", "400.1", "from-internal", exten="102")
+    ivr = chan("Dest", "Local/s@ivr-00000013;1", "400.3", "400.1", "ivr", exten="s")
+    pbx.feed(ev("Newchannel", me), ev("DialBegin", me, ivr), ev("DialBegin", me, you))
+    (ring,) = [e for e in pbx.events if isinstance(e, CallRinging)]
+    assert (ring.extension, ring.direction, ring.caller.number) == (
+        "102",
+        Direction.INTERNAL,
+        "101",
+    )
+    pbx.feed(ev("DialEnd", me, you, DialStatus="ANSWER"))
+    (ended,) = pbx.feed(
+        ev("Hangup", chan("", "PJSIP/102-00000012", "400.2", "400.1", "from-internal")),
+        ev("Hangup", me),
+    )
+    assert isinstance(ended, CallEnded)
+    assert (ended.direction, ended.outcome, ended.answered_by) == (
+        Direction.INTERNAL,
+        Outcome.ANSWERED,
+        "102",
+    )
