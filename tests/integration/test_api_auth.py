@@ -127,3 +127,23 @@ async def test_token_answers_are_not_cached(tmp_path: Path) -> None:
         assert resp.headers["Cache-Control"] == "no-store"
         resp = await w.client.post("/api/v1/tokens", json={}, headers=w.auth("agent_a"))
         assert resp.status == 201 and resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_admin_issues_a_pbx_token_that_may_only_look_up(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        status, _ = await w.call("sup_a", "POST", "/api/v1/tokens", {"pbx": "main"})
+        assert status == 403
+        status, data = await w.call(
+            "admin", "POST", "/api/v1/tokens", {"pbx": "main", "user_id": 1}
+        )
+        assert status == 400 and data["error"]["field"] == "user_id"
+        issued = await w.ok("admin", "POST", "/api/v1/tokens", {"pbx": "main", "name": "dialplan"})
+        assert issued["pbx"] == "main" and issued["user_id"] is None
+        hdrs = {"Authorization": f"Bearer {issued['token']}"}
+        assert (await w.client.get("/api/v1/lookup?number=101", headers=hdrs)).status == 200
+        assert (await w.client.get("/api/v1/contacts", headers=hdrs)).status == 403
+        assert (await w.client.get("/api/v1/me", headers=hdrs)).status == 403
+        listed = await w.ok("admin", "GET", "/api/v1/tokens")
+        assert [t["scope"] for t in listed["items"] if t["id"] == issued["id"]] == ["pbx"]
+        assert (await w.call("admin", "DELETE", f"/api/v1/tokens/{issued['id']}"))[0] == 204
+        assert (await w.client.get("/api/v1/lookup?number=101", headers=hdrs)).status == 401
