@@ -100,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         settings = replace(settings, auto_answer=True)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # No stream handler: while the screen is up, warnings go to its log panel (_ScreenLog).
+    logging.getLogger().setLevel(logging.WARNING)
     phone = Softphone(settings, PhoneOptions(use_device=bool(getattr(args, "device", False))))
     try:
         return asyncio.run(_main(phone, console))
