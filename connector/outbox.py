@@ -187,6 +187,8 @@ class OutboxWorker:
         self.sent = 0
         self.attempted = 0
         self.dead = 0
+        # subscribe now, so no event published before run() starts is missed
+        self.subscription = runtime.bus.subscribe(self.name)
 
     def wake(self) -> None:
         """Something was queued (or retried): look at the outbox now."""
@@ -199,13 +201,9 @@ class OutboxWorker:
 
     async def run(self) -> None:
         """Queue bus events and deliver due rows until cancelled."""
-        sub = self.runtime.bus.subscribe(self.name)
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._consume(sub))
-                await self._deliver_forever()
-        finally:
-            self.runtime.bus.unsubscribe(sub)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._consume(self.subscription))
+            await self._deliver_forever()
 
     async def _consume(self, sub: Any) -> None:
         while True:
