@@ -11,13 +11,15 @@ Rules, applied by :func:`after_call` inside the call log's transaction:
 * A **later answered call with the same number**, in either direction, closes the open callback
   tasks of that number, noting who called back (or whom the customer reached) and when.
 
-Numbers are keyed by E.164 (``tasks.number_e164``); a number that has no E.164 form is keyed by
-its digits. Each created or updated task yields a ``task.created`` event for the bus.
+Numbers are keyed by E.164 (``tasks.number_e164``); a missed call from a number without an
+E.164 form still gets a task, which is neither folded nor closed automatically. Each created or
+updated task yields a ``task.created`` event for the bus.
 """
 
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,10 +50,19 @@ _OUTCOME_TEXT = {
 
 
 def number_key(raw: str, e164: str | None) -> str | None:
-    """The key callback tasks use for a number: E.164, else its digits; None if hidden."""
+    """The key callback tasks use for a number: its E.164 form; None if hidden or not a real
+    phone number (such a missed call still gets a task, but it is not folded or auto-closed)."""
     if not raw or is_hidden(raw):
         return None
-    return e164 or (digits_of(raw)[:32] or None)
+    return e164
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters (caller names come from the PBX as they are)."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in _CONTROL)
+
+
+_CONTROL = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
 async def _user_label(conn: AsyncConnection, user_id: int | None, ext: str) -> str:
@@ -133,37 +144,45 @@ async def after_call(
     from crm_sync.tasks import create_task
 
     if event.direction == Direction.INBOUND:
-        key = number_key(event.caller.number, cols.get("caller_e164"))
+        raw, key = event.caller.number, number_key(event.caller.number, cols.get("caller_e164"))
     elif event.direction == Direction.OUTBOUND:
-        key = number_key(event.callee.number, cols.get("callee_e164"))
+        raw, key = event.callee.number, number_key(event.callee.number, cols.get("callee_e164"))
     else:
-        key = None
-    if key is None:
+        return []
+    if not raw or is_hidden(raw):
         return []
     if event.outcome == Outcome.ANSWERED:
-        await _close_open(conn, key, event, cols, now)
+        if key is not None:
+            await _close_open(conn, key, event, cols, now)
         return []
     if event.direction != Direction.INBOUND:
         return []
+    shown = key or digits_of(raw)[:32]
     ended = event.ended_at or event.occurred_at
-    line = (
+    line = printable(
         f"{ended:%Y-%m-%d %H:%M:%S} UTC: missed call on {event.did or event.pbx} "
         f"({_OUTCOME_TEXT[event.outcome]}); rang: {', '.join(event.rang) or 'nobody'}"
     )
     existing = (
-        await conn.execute(
-            select(
-                tasks.c.id,
-                tasks.c.attempts,
-                tasks.c.description,
-                tasks.c.assignee_id,
-                tasks.c.title,
+        None
+        if key is None
+        else (
+            await conn.execute(
+                select(
+                    tasks.c.id,
+                    tasks.c.attempts,
+                    tasks.c.description,
+                    tasks.c.assignee_id,
+                    tasks.c.title,
+                )
+                .where(
+                    tasks.c.kind == "callback", tasks.c.status == "open", tasks.c.number_e164 == key
+                )
+                .order_by(tasks.c.id)
+                .limit(1)
             )
-            .where(tasks.c.kind == "callback", tasks.c.status == "open", tasks.c.number_e164 == key)
-            .order_by(tasks.c.id)
-            .limit(1)
-        )
-    ).first()
+        ).first()
+    )
     if existing is not None:
         attempts = int(existing.attempts) + 1
         await conn.execute(
@@ -187,7 +206,7 @@ async def after_call(
         logger.info("callback task %s for %s: missed call number %d", existing.id, key, attempts)
         return [
             _event(
-                int(existing.id), attempts, event, existing.assignee_id, existing.title, key, now
+                int(existing.id), attempts, event, existing.assignee_id, existing.title, shown, now
             )
         ]
     last_agent = None
@@ -203,8 +222,8 @@ async def after_call(
         fallback_team=settings.fallback_team,
         fallback_user=settings.fallback_user,
     )
-    caller_name = event.caller.name.strip()
-    title = f"Call back {caller_name} {key}" if caller_name else f"Call back {key}"
+    caller_name = " ".join(printable(event.caller.name).split())[:200]
+    title = f"Call back {caller_name} {shown}" if caller_name else f"Call back {shown}"
     task = await create_task(
         conn,
         {
@@ -221,6 +240,6 @@ async def after_call(
         now=now,
     )
     logger.info(
-        "callback task %s for %s assigned to %s (%s)", task.id, key, choice.user_id, choice.reason
+        "callback task %s for %s assigned to %s (%s)", task.id, shown, choice.user_id, choice.reason
     )
-    return [_event(task.id, 1, event, task.assignee_id, task.title, key, now)]
+    return [_event(task.id, 1, event, task.assignee_id, task.title, shown, now)]

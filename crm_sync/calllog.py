@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connector.config import CallLogSettings
 from connector.events.model import CallEnded, Direction, Event, Outcome
+from crm_sync.errors import CrmError
 from crm_sync.phones import is_hidden, normalize
 from crm_sync.schema import activities, activity_participants, recordings
 
@@ -53,7 +54,11 @@ __all__ = [
 
 LOGGED = Counter("connector_calllog_written_total", "Call activities written", ["outcome"])
 DUPLICATES = Counter("connector_calllog_duplicates_total", "call.ended seen again, ignored")
-FAILURES = Counter("connector_calllog_failures_total", "call.ended that could not be logged")
+FAILURES = Counter(
+    "connector_calllog_failures_total",
+    "Failures while logging calls (call: not logged; contact, task: logged without it)",
+    ["what"],
+)
 
 UserOf = Callable[[str, str], int | None]
 
@@ -206,7 +211,7 @@ async def _write(
     user_of: UserOf,
     now: datetime,
 ) -> LoggedCall:
-    from crm_sync.callbacks import after_call
+    from crm_sync.callbacks import after_call, printable
     from crm_sync.contacts import create_contact
     from crm_sync.lookup import lookup
 
@@ -225,22 +230,28 @@ async def _write(
                 company_id = best.id
         elif creates_contact(settings, event):
             party = event.caller if event.direction == Direction.INBOUND else event.callee
-            name = party.name.strip() if party.name.strip() and party.name != number else ""
-            contact = await create_contact(
-                conn,
-                {
-                    "name": name or f"Unknown {number}",
-                    "phones": [number],
-                    "responsible_user_id": cols["user_id"],
-                    "tags": ["auto-created"],
-                    "notes": f"Created from a call on {event.did or event.pbx}",
-                },
-                region=region,
-                now=now,
-            )
-            contact_id, company_id = contact.id, contact.company_id
-            responsible = contact.responsible_user_id
-            contact_created = True
+            clean = " ".join(printable(party.name).split())
+            name = clean if clean and clean != number else ""
+            try:
+                contact = await create_contact(
+                    conn,
+                    {
+                        "name": (name or f"Unknown {number}")[:300],
+                        "phones": [number],
+                        "responsible_user_id": cols["user_id"],
+                        "tags": ["auto-created"],
+                        "notes": f"Created from a call on {event.did or event.pbx}",
+                    },
+                    region=region,
+                    now=now,
+                )
+            except CrmError as exc:  # refused before writing: the call is logged without it
+                FAILURES.labels("contact").inc()
+                logger.warning("no contact created for %s: %s", number, exc.message)
+            else:
+                contact_id, company_id = contact.id, contact.company_id
+                responsible = contact.responsible_user_id
+                contact_created = True
     cols.update(contact_id=contact_id, company_id=company_id, responsible_user_id=responsible)
     rec = (
         await conn.execute(
@@ -271,9 +282,16 @@ async def _write(
         responsible_user_id=responsible,
         contact_created=contact_created,
     )
-    events = await after_call(
-        conn, event, logged, cols, settings=settings, user_of=user_of, now=now
-    )
+    try:
+        events = await after_call(
+            conn, event, logged, cols, settings=settings, user_of=user_of, now=now
+        )
+    except CrmError as exc:  # refused before writing: keep the call, report the task
+        FAILURES.labels("task").inc()
+        logger.error(
+            "callback task for %s/%s refused: %s", event.pbx, event.conversation_id, exc.message
+        )
+        events = []
     return LoggedCall(
         activity_id=activity_id,
         created=True,
@@ -347,7 +365,7 @@ class CallLogWriter:
                 user_of=lambda pbx, ext: rt.directory.user_of(pbx, ext),
             )
         except Exception:
-            FAILURES.inc()
+            FAILURES.labels("call").inc()
             logger.exception("call %s/%s could not be logged", event.pbx, event.conversation_id)
             return None
         if logged.created:

@@ -229,3 +229,51 @@ async def test_calllog_fallback_to_team_supervisor(tmp_path: Path) -> None:
         found = await all_tasks(runtime)
         assert len(found) == 1 and found[0].assignee_id == boss
         assert "team (sales)" in found[0].description
+
+
+async def test_calllog_odd_calls_are_logged_not_crashed(tmp_path: Path) -> None:
+    from connector.events.model import CallEnded, Direction, Outcome, Party
+
+    async with open_runtime(
+        tmp_path, pbx=[{"name": "pbx1"}], calllog={"create_contacts_inbound": True}
+    ) as runtime:
+        await add_user(runtime, "anna", "agent", "sales", ("101",))
+        odd = [
+            CallEnded(
+                key=f"k{i}",
+                pbx="pbx1",
+                conversation_id=f"odd-{i}",
+                occurred_at=START,
+                observed_at=START,
+                direction=direction,
+                outcome=outcome,
+                caller=Party(number, name),
+                callee=Party("74951234500"),
+                rang=rang,
+            )
+            for i, (direction, outcome, number, name, rang) in enumerate(
+                [
+                    (Direction.INBOUND, Outcome.NO_ANSWER, "+7916" + "9" * 200, "x" * 500, ()),
+                    (Direction.INBOUND, Outcome.BUSY, "+79165550101", "Bell\x07\x00Name", ("101",)),
+                    (Direction.UNKNOWN, Outcome.FAILED, "", "", ("999",)),
+                    (Direction.INBOUND, Outcome.ANSWERED, "😀", "🙂" * 300, ("101",)),
+                    (Direction.INTERNAL, Outcome.ANSWERED, "101", "", ("102",)),
+                ]
+            )
+        ]
+        async with writer_running(runtime) as writer:
+            for event in odd:
+                runtime.bus.publish(event)
+            await writer.wait_handled(len(odd), timeout=30)
+        log = await call_log(runtime)
+        assert sorted(log) == [f"odd-{i}" for i in range(len(odd))]
+        assert log["odd-0"]["caller_e164"] is None and len(log["odd-0"]["caller_raw"]) == 64
+        assert log["odd-1"]["caller_e164"] == "+79165550101"
+        # missed calls get their tasks, whatever the number and name look like
+        found = await all_tasks(runtime)
+        assert [t.number_e164 for t in found] == [None, "+79165550101"]
+        assert found[1].title == "Call back BellName +79165550101"
+        assert found[0].title.startswith("Call back xxx") and len(found[0].title) <= 300
+        async with runtime.engine.connect() as conn:
+            names = [r.name for r in await conn.execute(select(contacts.c.name))]
+        assert names == ["BellName"]  # the emoji "number" has no digits: hidden
