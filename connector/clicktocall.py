@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -56,6 +57,7 @@ __all__ = [
 ]
 
 MAX_NUMBER_DIGITS = 20
+ACTIVE_HOURS = 6  # a click-to-call whose call never ends is no longer followed after this
 _FORMATTING = re.compile(r"[\s\-().\u00a0]")
 
 RANK = {
@@ -235,6 +237,7 @@ class ClickToCall:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._active: dict[str, str] = {}  # call id -> status, for calls still in progress
+        self._since: dict[str, float] = {}  # call id -> when it was placed (monotonic)
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._sub = runtime.bus.subscribe(
@@ -331,6 +334,7 @@ class ClickToCall:
                     raise
                 return again, False
             self._active[call_id] = "requested"  # before originating: events may come at once
+            self._since[call_id] = time.monotonic()
         control = self.runtime.controls.get(pbx)
         if control is None:
             result_ok, reason = False, f"PBX {pbx} is not connected"
@@ -368,6 +372,7 @@ class ClickToCall:
             )
         if status in TERMINAL:
             self._active.pop(call_id, None)
+            self._since.pop(call_id, None)
         else:
             self._active[call_id] = status
         self._changed.set()
@@ -396,13 +401,39 @@ class ClickToCall:
                 logger.info("click-to-call %s: %s -> %s %s", call_id, status, *change)
                 await self._set(call_id, *change)
 
+    def _forget_stale(self) -> None:
+        """Stop following calls whose end never came (no events for ``ACTIVE_HOURS``)."""
+        limit = time.monotonic() - ACTIVE_HOURS * 3600
+        for call_id, since in list(self._since.items()):
+            if since < limit:
+                self._since.pop(call_id, None)
+                self._active.pop(call_id, None)
+
+    async def _resume(self) -> None:
+        """After a restart: follow again the originations of the last hours still in progress."""
+        from crm_sync.schema import originations
+
+        since = datetime.now(UTC) - timedelta(hours=ACTIVE_HOURS)
+        async with self.runtime.engine.connect() as conn:
+            rows = await conn.execute(
+                select(originations.c.id, originations.c.status).where(
+                    originations.c.status.not_in(sorted(TERMINAL)),
+                    originations.c.created_at >= since,
+                )
+            )
+            for row in rows:
+                self._active.setdefault(row.id, row.status)
+                self._since.setdefault(row.id, time.monotonic())
+
     async def run(self) -> None:
         """Follow call events until cancelled."""
         try:
+            await self._resume()
             while True:
                 event = await self._sub.get()
                 if not self._active:
                     continue
+                self._forget_stale()
                 try:
                     await self.apply(event)
                 except Exception:
