@@ -384,8 +384,16 @@ function renderLive() {
   live.replaceChildren(...calls.map(renderCard));
   // the corner pop-up shows calls that ring now (and stays while it is the live view too)
   // (on the live view itself the cards are already in front of the agent)
-  const ringing = calls.filter((c) => c.state === "ringing" || (c.state === "closed" && c.popped));
-  pop.replaceChildren(...ringing.map((c) => { c.popped = true; return renderCard(c); }));
+  const ringing = calls.filter((c) => !c.popHidden && (c.state === "ringing" || (c.state === "closed" && c.popped)));
+  pop.replaceChildren(...ringing.map((c) => {
+    c.popped = true;
+    const el = renderCard(c);
+    $(".card-foot", el).append(h("button", {
+      class: "ghost hide-pop", type: "button", title: "Hide this pop-up (the call stays under Live calls)",
+      onclick: () => { c.popHidden = true; renderLive(); },
+    }, "Hide"));
+    return el;
+  }));
   pop.hidden = state.view === "live";
   $("#live-empty").hidden = calls.length > 0;
   const active = calls.filter((c) => c.state === "ringing" || c.state === "talking").length;
