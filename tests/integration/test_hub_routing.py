@@ -192,3 +192,43 @@ async def test_hub_refuses_unknown_paths_with_404(tmp_path: Path) -> None:
                 raise AssertionError("connected to an unknown path")
         except InvalidStatus as exc:
             assert exc.response.status_code == 404
+
+
+async def test_transfer_moves_the_card_with_the_history_to_the_new_agent(tmp_path: Path) -> None:
+    from connector.events.model import CallTransferred
+
+    async with running_hub(tmp_path, card_builder=quick_card) as env:
+        async with env.connect("anna") as a, env.connect("boris") as b:
+            await handshake(a)
+            await handshake(b)
+            env.runtime.bus.publish(ringing("t1", "101", number="+79031112233"))
+            env.runtime.bus.publish(answered("t1", "101"))
+            first = ringing("t1", "101")
+            env.runtime.bus.publish(
+                CallTransferred(
+                    key="t1:xfer",
+                    pbx="pbx1",
+                    conversation_id="t1",
+                    occurred_at=first.occurred_at,
+                    observed_at=first.observed_at,
+                    from_extension="101",
+                    to_extension="102",
+                )
+            )
+            assert [(await recv(a))["event"]["type"] for _ in range(3)] == [
+                "call.ringing",
+                "call.answered",
+                "call.transferred",
+            ]
+            moved = await recv(b)
+            assert moved["event"]["type"] == "call.transferred"
+            assert moved["card"]["number"]["raw"] == "+79031112233"
+            assert [h["type"] for h in moved["history"]] == [
+                "call.ringing",
+                "call.answered",
+                "call.transferred",
+            ]
+            assert moved["to"]["user_id"] == env.ids["boris"]
+            async with env.connect("boris") as again:
+                _, snap = await handshake(again)
+                assert snap["calls"][0]["conversation_id"] == "t1"
