@@ -5,17 +5,21 @@ Login trades a login and password for a new API token (shown once) and also sets
 script access to the token. A wrong password and an unknown login get the same 401 message, so
 the answer does not tell which logins exist. Logout revokes the token the request carries;
 it stops working at once.
+
+Guessing is throttled: after 10 failed logins within 5 minutes for one login name (or 100 from
+one client address), further attempts get 429 until the oldest failure is 5 minutes old.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from aiohttp import web
 
 from connector.web.api_access import json_ok, user_principal
 from connector.web.auth import public
-from connector.web.errors import unauthorized
+from connector.web.errors import ApiError, unauthorized
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
 from connector.web.validation import Field, read_json
@@ -23,12 +27,82 @@ from crm_sync import users
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COOKIE", "setup"]
+__all__ = ["COOKIE", "LoginThrottle", "setup"]
 
 COOKIE = "vc_token"
 #: The browser cookie lives as long as a month; the token itself lives until revoked.
 COOKIE_MAX_AGE = 30 * 24 * 3600
 LOGIN_FAILED = "the login or the password is wrong"
+
+#: Failed logins allowed within the window: per login name, and per client address (higher,
+#: because many people may share one address behind a proxy or NAT).
+MAX_FAILURES_PER_LOGIN = 10
+MAX_FAILURES_PER_ADDRESS = 100
+FAILURE_WINDOW_SECONDS = 300.0
+
+
+class LoginThrottle:
+    """Refuse logins after too many failures for a login name or from a client address.
+
+    A sliding window per key: once a key has its limit of failures within ``window`` seconds,
+    attempts are refused until the oldest of them leaves the window. Keys are
+    ``("login", name)`` or ``("addr", address)``. Pure: the caller passes ``now`` (monotonic
+    seconds). Memory is bounded by ``max_keys``.
+    """
+
+    def __init__(
+        self,
+        per_login: int = MAX_FAILURES_PER_LOGIN,
+        per_address: int = MAX_FAILURES_PER_ADDRESS,
+        window: float = FAILURE_WINDOW_SECONDS,
+        max_keys: int = 10_000,
+    ) -> None:
+        self.limits = {"login": per_login, "addr": per_address}
+        self.window = window
+        self.max_keys = max_keys
+        self._failures: dict[tuple[str, str], list[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, ()) if now - t < self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def retry_after(self, keys: list[tuple[str, str]], now: float) -> float | None:
+        """Seconds until all of ``keys`` may try again, or None if none is throttled."""
+        waits = []
+        for key in keys:
+            limit = self.limits[key[0]]
+            times = self._recent(key, now)
+            if len(times) >= limit:
+                waits.append(times[-limit] + self.window - now)
+        return max(waits) if waits else None
+
+    def failed(self, keys: list[tuple[str, str]], now: float) -> None:
+        """Count a failed attempt against each key."""
+        if len(self._failures) >= self.max_keys:
+            for key in list(self._failures):
+                self._recent(key, now)
+            while len(self._failures) >= self.max_keys:  # still full: forget the oldest
+                self._failures.pop(next(iter(self._failures)))
+        for key in keys:
+            self._failures.setdefault(key, []).append(now)
+
+    def succeeded(self, keys: list[tuple[str, str]]) -> None:
+        """A correct password clears the login's failures (not the address's)."""
+        for key in keys:
+            if key[0] == "login":
+                self._failures.pop(key, None)
+
+
+LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
+
+
+def _throttle_keys(request: web.Request, login: str) -> list[tuple[str, str]]:
+    return [("login", login.strip().lower()[:64]), ("addr", request.remote or "?")]
+
 
 LOGIN_BODY = {
     "login": Field("str", required=True, max_length=200, description="the user's login"),
@@ -44,11 +118,23 @@ async def login(request: web.Request) -> web.Response:
     """Exchange a login and password for a new API token; also sets the vc_token cookie."""
     body = await read_json(request, LOGIN_BODY)
     runtime = request.app[RUNTIME]
+    throttle = request.app[LOGIN_THROTTLE]
+    keys = _throttle_keys(request, body["login"])
+    wait = throttle.retry_after(keys, time.monotonic())
+    if wait is not None:
+        logger.warning("login throttled for %r from %s", body["login"][:64], request.remote)
+        raise ApiError(
+            429,
+            "too_many_attempts",
+            f"too many failed logins; try again in {max(1, round(wait))} s",
+        )
     async with runtime.engine.begin() as conn:
         user = await users.authenticate(conn, body["login"], body["password"])
         if user is None:
+            throttle.failed(keys, time.monotonic())
             logger.info("login refused for %r from %s", body["login"][:64], request.remote)
             raise unauthorized(LOGIN_FAILED)
+        throttle.succeeded(keys)
         issued = await users.issue_token(
             conn, user.id, body.get("token_name") or "login", actor_id=user.id
         )
@@ -97,7 +183,10 @@ ROUTES = [
         "auth",
         body=LOGIN_BODY,
         public=True,
-        responses={401: "the login or the password is wrong"},
+        responses={
+            401: "the login or the password is wrong",
+            429: "too many failed logins for this login or address; wait and retry",
+        },
     ),
     ApiRoute(
         "POST",
@@ -113,4 +202,5 @@ ROUTES = [
 
 def setup(app: web.Application) -> None:
     """Add the login, logout and me routes."""
+    app[LOGIN_THROTTLE] = LoginThrottle()
     add_routes(app, ROUTES)

@@ -147,3 +147,18 @@ async def test_admin_issues_a_pbx_token_that_may_only_look_up(tmp_path: Path) ->
         assert [t["scope"] for t in listed["items"] if t["id"] == issued["id"]] == ["pbx"]
         assert (await w.call("admin", "DELETE", f"/api/v1/tokens/{issued['id']}"))[0] == 204
         assert (await w.client.get("/api/v1/lookup?number=101", headers=hdrs)).status == 401
+
+
+async def test_password_guessing_is_throttled(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        wrong = {"login": "agent_a", "password": "guess-guess"}
+        for _ in range(10):
+            status, _ = await w.call(None, "POST", "/api/v1/auth/login", wrong)
+            assert status == 401
+        status, data = await w.call(None, "POST", "/api/v1/auth/login", wrong)
+        assert status == 429 and data["error"]["code"] == "too_many_attempts"
+        # even the right password waits: otherwise the throttle would not slow guessing
+        right = {"login": "AGENT_A", "password": PASSWORD}
+        assert (await w.call(None, "POST", "/api/v1/auth/login", right))[0] == 429
+        # tokens already issued keep working
+        assert (await w.call("agent_a", "GET", "/api/v1/me"))[0] == 200
