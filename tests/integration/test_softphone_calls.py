@@ -19,6 +19,7 @@ from softphone.errors import (
     AuthenticationFailed,
     CallFailed,
     HoldNotSupported,
+    InvalidState,
     PortInUse,
     RegistrarUnreachable,
 )
@@ -157,6 +158,18 @@ async def test_incoming_call_rejected(sipp_factory, tmp_path, stopper) -> None:
     ended = await next_of(queue, ev.CallEnded, call_id=ringing.call_id)
     assert ended.reason == ev.EndReason.REJECTED
     assert phone.calls == {}
+    with pytest.raises(InvalidState, match="there is no call"):
+        phone.answer(ringing.call_id)
+    with pytest.raises(ValueError, match="not DTMF digits"):
+        phone.send_dtmf(ringing.call_id, "12x")
+
+
+async def test_commands_refused_clearly_before_start(tmp_path) -> None:
+    phone = Softphone(phone_settings(free_udp_port(), tmp_path))
+    with pytest.raises(InvalidState, match="cannot dial: the phone is stopped"):
+        await phone.dial("100")
+    with pytest.raises(CallFailed, match="not a dialable number"):
+        await phone.dial("1; rm -rf")
 
 
 async def test_caller_cancels_while_ringing(sipp_factory, tmp_path, stopper) -> None:
