@@ -42,7 +42,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from connector.app import Component, Runtime
-from connector.events.model import CallEvent, CallRinging, CallTransferred, Event
+from connector.events.model import CallEvent, CallRinging, CallTransferred, Event, TaskCreated
 from connector.hub_protocol import (
     SCOPES,
     Ack,
@@ -169,7 +169,7 @@ class Hub:
 
     async def run(self) -> None:
         """Listen, route bus events, re-check tokens; until cancelled."""
-        sub = self.runtime.bus.subscribe("hub", CALL_TYPES)
+        sub = self.runtime.bus.subscribe("hub", CALL_TYPES | {TaskCreated.TYPE})
         max_frame = max(self.settings.max_message_bytes * 4, 1 << 20)
         try:
             async with serve(
@@ -254,6 +254,9 @@ class Hub:
 
     async def dispatch(self, event: Event) -> None:
         """Route one call event to the connections that must see it (with the card budget)."""
+        if isinstance(event, TaskCreated):
+            self._send(self.state.handle_task(event))
+            return
         if event.TYPE not in CALL_TYPES:
             return
         call: CallEvent = event  # type: ignore[assignment]

@@ -8,6 +8,7 @@ Server to client, every message is a JSON object with a ``type``:
                card or ``card_pending``); ``call.transferred`` carries the card and history
 ``card``       a card that was not ready within the lookup budget, with ``seq`` (always after
                the ``call`` message of the same conversation)
+``task``       a task was assigned to you (a callback for a missed call...), with ``seq``
 ``resync``     the cursor you gave is too old or from another epoch: drop local state, the
                snapshot that follows is the truth
 ``subscribed`` answer to ``subscribe``

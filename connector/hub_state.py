@@ -30,6 +30,7 @@ from connector.events.model import (
     CallTransferred,
     Direction,
     Party,
+    TaskCreated,
 )
 from connector.events.wire import event_to_dict
 from crm_sync.cards import display_number
@@ -354,6 +355,17 @@ class HubState:
         if view.state == "ended":
             del self.calls[view.key]
         return deliveries
+
+    def handle_task(self, event: TaskCreated) -> list[Delivery]:
+        """A task was created or updated (e.g. a callback for a missed call): tell its assignee."""
+        if event.assignee_id is None:
+            return []
+        message = {
+            "type": "task",
+            "task": {"id": event.task_id, "title": event.title, "number": event.number},
+            "event": event_to_dict(event),
+        }
+        return self._deliver([event.assignee_id], message)
 
     def adopt(self, calls: Iterable[Any], now: datetime) -> list[str]:
         """Take over calls in progress the hub has not seen (``CallTracker.active_calls()``).

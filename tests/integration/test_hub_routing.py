@@ -232,3 +232,34 @@ async def test_transfer_moves_the_card_with_the_history_to_the_new_agent(tmp_pat
             async with env.connect("boris") as again:
                 _, snap = await handshake(again)
                 assert snap["calls"][0]["conversation_id"] == "t1"
+
+
+async def test_a_new_task_reaches_its_assignee_only(tmp_path: Path) -> None:
+    from connector.events.model import TaskCreated
+
+    async with running_hub(tmp_path, card_builder=quick_card) as env:
+        async with env.connect("anna") as a, env.connect("boris") as b:
+            await handshake(a)
+            await handshake(b)
+            at = ringing("x", "101").occurred_at
+            env.runtime.bus.publish(
+                TaskCreated(
+                    key="task:7",
+                    pbx="pbx1",
+                    conversation_id="c-missed",
+                    occurred_at=at,
+                    observed_at=at,
+                    task_id=7,
+                    assignee_id=env.ids["anna"],
+                    title="Call back +7 916 123-45-67",
+                    number="+79161234567",
+                )
+            )
+            msg = await recv(a)
+            assert msg["type"] == "task" and msg["seq"] == 1
+            assert msg["task"] == {
+                "id": 7,
+                "title": "Call back +7 916 123-45-67",
+                "number": "+79161234567",
+            }
+            await ping_is_next(b)

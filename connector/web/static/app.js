@@ -543,6 +543,12 @@ class HubClient {
         renderLive();
         this.ack();
         break;
+      case "task":
+        if (msg.seq) state.lastSeq = msg.seq;
+        if (!msg.replayed) toast(`New task: ${msg.task.title}`);
+        refreshTaskCount();
+        if (state.view === "tasks") loadTasks();
+        break;
       case "error":
         debugLog(`hub error ${msg.code}: ${msg.message}`);
         if (msg.code === "forbidden") toast(msg.message, "bad");
@@ -857,6 +863,12 @@ async function start() {
   if ("Notification" in window && Notification.permission === "default") $("#notify-btn").hidden = false;
   state.hub = await api("/api/v1/hub");
   hub.connect();
+  refreshTaskCount();
+}
+
+function refreshTaskCount() {
+  const me = state.me;
+  if (!me) return;
   api("/api/v1/tasks?status=open&limit=1" + (me.role === "agent" ? `&assignee_id=${me.id}` : ""))
     .then((p) => updateTaskCount(p.total)).catch(() => {});
 }
