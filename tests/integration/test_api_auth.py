@@ -158,7 +158,7 @@ async def test_password_guessing_is_throttled(tmp_path: Path) -> None:
         status, data = await w.call(None, "POST", "/api/v1/auth/login", wrong)
         assert status == 429 and data["error"]["code"] == "too_many_attempts"
         # even the right password waits: otherwise the throttle would not slow guessing
-        right = {"login": "AGENT_A", "password": PASSWORD}
+        right = {"login": "agent_a", "password": PASSWORD}
         assert (await w.call(None, "POST", "/api/v1/auth/login", right))[0] == 429
         # tokens already issued keep working
         assert (await w.call("agent_a", "GET", "/api/v1/me"))[0] == 200
