@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 
 #: Modules with an ``add_parser(subparsers)`` function, in --help order.
 COMMAND_MODULES: list[str] = [
+    "connector.cli_init",
+    "connector.cli_users",
+    "connector.cli_contacts",
+    "connector.cli_backup",
     "connector.replay",
     "connector.pbx_token",
     "connector.demo",
