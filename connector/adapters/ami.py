@@ -390,13 +390,18 @@ class AmiAdapter:
         finally:
             if self.runtime.controls.get(self.pbx) is self:
                 del self.runtime.controls[self.pbx]
-            self._close()
+            self._close(logoff=True)
             self._set_state(State.STOPPED)
 
-    def _close(self) -> None:
+    def _close(self, *, logoff: bool = False) -> None:
         manager, self._manager = self._manager, None
-        if manager is not None:
-            manager.close()
+        if manager is None:
+            return
+        protocol = manager.protocol
+        if logoff and protocol is not None and not protocol.closed and not manager.lost.is_set():
+            # say goodbye so Asterisk logs a clean logoff; close() flushes this write first
+            protocol.transport.write(encode_action("Logoff", {}, "logoff"))
+        manager.close()
 
     async def _session(self) -> None:
         """One connection: returns when it ends; raises if it could not be set up."""
@@ -443,7 +448,8 @@ class AmiAdapter:
             await self._resync(manager)
             await self._watch(manager)
         finally:
-            self._close()
+            task = asyncio.current_task()
+            self._close(logoff=task is not None and task.cancelling() > 0)  # stopping: Logoff
 
     async def _login(self, manager: _Manager) -> None:
         action = manager.authenticated_future

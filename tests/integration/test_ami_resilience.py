@@ -157,3 +157,13 @@ async def test_ami_garbage_on_the_socket_is_counted_and_survived(tmp_path: Path)
             await pbx.play(transcript("inbound_answered"))
             (ended,) = await h.ended(1)
             assert ended.answered_by == "101"
+
+
+async def test_ami_stopping_logs_off(tmp_path: Path) -> None:
+    async with FakeAmiServer() as pbx:
+        async with running(tmp_path, [pbx_config("main", pbx.port)]) as h:
+            adapter = h.adapters["main"]
+            await adapter.wait_until(lambda: adapter.status["resyncs"] >= 1)
+        await pbx.wait_for_action("Logoff")
+        assert h.runtime.pbx_status["main"]["state"] == "stopped"
+        assert "main" not in h.runtime.controls

@@ -7,6 +7,7 @@ Asterisk's TCP writes were received); the call events come off the runtime's bus
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,40 @@ async def test_ami_cyrillic_name_split_inside_characters(tmp_path: Path) -> None
             check_truth("queue_call", ended)
             assert ended.caller.name == "ООО Ромашка"
             assert h.runtime.pbx_status["main"]["protocol_errors"] == 0
+
+
+async def test_ami_twenty_calls_interleaved_at_once(tmp_path: Path) -> None:
+    """Twenty recorded calls (fresh ids each) interleaved message by message, cut at random."""
+    rng = random.Random(20)
+    names = [sorted(TRUTH)[i % len(TRUTH)] for i in range(20)]
+    recorded = {name: transcript(name) for name in TRUTH}
+    calls = [recorded[name].with_round(i + 1).messages() for i, name in enumerate(names)]
+    expected = {  # conversation id of each call -> its scenario
+        recorded[name].round_ids(i + 1)[_recorded_id(recorded[name]).encode()].decode(): name
+        for i, name in enumerate(names)
+    }
+    stream: list[bytes] = []
+    while any(calls):
+        live = [c for c in calls if c]
+        stream.append(rng.choice(live).pop(0).to_bytes())
+    data = b"".join(stream)
+    chunks, pos = [], 0
+    while pos < len(data):
+        size = rng.randint(1, 3000)
+        chunks.append(Chunk(0.0, data[pos : pos + size]))
+        pos += size
+    async with FakeAmiServer(playlist=[Transcript(tuple(chunks))]) as pbx:
+        async with running(tmp_path, [pbx_config("main", pbx.port)]) as h:
+            ended = await h.ended(20, timeout=30)
+            assert len({e.conversation_id for e in ended}) == 20
+            for event in ended:
+                check_truth(expected[event.conversation_id], event)
+            assert h.runtime.pbx_status["main"]["protocol_errors"] == 0
+
+
+def _recorded_id(recorded: Transcript) -> str:
+    """The conversation id the recorded scenario has (its first Linkedid)."""
+    for msg in recorded.messages():
+        if msg.get("Linkedid"):
+            return msg.get("Linkedid")
+    raise AssertionError(recorded.name)
