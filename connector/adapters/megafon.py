@@ -148,6 +148,20 @@ def parse(
                 did="" if outbound else did,
             )
         ]
+        if outbound or ext:
+            if outcome_of(f.get("status", "")) is Outcome.ANSWERED:
+                # Repeats the answer in case the ACCEPTED event was lost (the tracker ignores
+                # a second answer of the same leg).
+                obs.append(
+                    LegAnswered(
+                        pbx=pbx,
+                        conversation_id=call,
+                        at=start,
+                        source_key=key,
+                        leg_id=f"{call}:out" if outbound else f"{call}:{ext}",
+                        extension="" if outbound else ext,
+                    )
+                )
         link = f.get("link", "").strip()
         if link:
             obs.append(

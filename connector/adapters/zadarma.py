@@ -301,7 +301,20 @@ def parse(
             )
         # Opens the call if its start was never seen; for a known call it only fills gaps.
         obs.append(opened)
-        if leg and status is not LegStatus.ANSWER:
+        if leg and status is LegStatus.ANSWER:
+            # Repeats the answer in case NOTIFY_ANSWER was lost (the tracker ignores a second
+            # answer of the same leg).
+            obs.append(
+                LegAnswered(
+                    pbx=pbx,
+                    conversation_id=call,
+                    at=end - timedelta(seconds=duration),
+                    source_key=key,
+                    leg_id=leg,
+                    extension=ext,
+                )
+            )
+        elif leg:
             obs.append(
                 LegEnded(
                     pbx=pbx,

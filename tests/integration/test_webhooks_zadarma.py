@@ -269,3 +269,24 @@ async def test_source_ip_allow_list(tmp_path: Path) -> None:
         fields = call("NOTIFY_START", "in_ip", caller_id="79160000005", called_did="7495")
         resp = await post(env, fields)
         assert resp.status == 403
+
+
+async def test_a_lost_answer_notification_still_gives_an_answered_call(tmp_path: Path) -> None:
+    async with webhook_env(tmp_path) as env:
+        base = {"caller_id": "79160000006", "called_did": "74951234567"}
+        for fields in [
+            call("NOTIFY_INTERNAL", "in_lost", internal="100", **base),
+            call(
+                "NOTIFY_END",
+                "in_lost",
+                internal="100",
+                duration="25",
+                disposition="answered",
+                **base,
+            ),
+        ]:
+            assert (await post(env, fields)).status == 200
+        ended = await env.next_event("call.ended", lambda e: e.conversation_id == "in_lost")
+        assert ended.outcome is Outcome.ANSWERED
+        assert ended.answered_by == "100"
+        assert ended.talk_seconds == 25.0
