@@ -13,7 +13,8 @@ event ACCEPTED      LegAnswered (the agent's leg; outbound: the outside leg)
 event COMPLETED     LegHungUp
 event CANCELLED     LegEnded(cancel) (the caller hung up, or a colleague answered)
 event TRANSFERRED   LegTransferred to ``ext``
-history             ConversationStarted (fills gaps), RecordingFound(link) if any,
+history             ConversationStarted (fills gaps), LegAnswered again (Success),
+                    RecordingFound(link) if any,
                     ConversationEnded(outcome from ``status``)
 contact             answered synchronously by the web route (see :func:`contact_query`)
 ==================  =========================================================================

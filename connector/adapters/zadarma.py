@@ -11,11 +11,11 @@ leg is ``<pbx_call_id>:<extension>`` inbound and ``<pbx_call_id>:out`` outbound)
 NOTIFY_START       ConversationStarted(inbound, caller_id -> called_did)
 NOTIFY_INTERNAL    LegRinging(extension=internal)
 NOTIFY_ANSWER      LegAnswered (the extension's leg, or the outbound leg)
-NOTIFY_END         ConversationStarted (fills gaps), LegEnded (unanswered extension),
-                   RecordingFound if recorded,
+NOTIFY_END         ConversationStarted (fills gaps), LegEnded (unanswered extension) or
+                   LegAnswered again (answered), RecordingFound if recorded,
                    ConversationEnded(outcome from ``disposition``)
 NOTIFY_OUT_START   ConversationStarted(outbound) + LegRinging(external, from_extension=internal)
-NOTIFY_OUT_END     LegEnded (unanswered), RecordingFound, ConversationEnded
+NOTIFY_OUT_END     the same for the outbound leg
 NOTIFY_RECORD      RecordingFound(reference="zadarma:<account>:<call_id_with_rec>")
 NOTIFY_IVR         nothing (accepted)
 =================  ==========================================================================
