@@ -248,3 +248,18 @@ async def test_ami_hangup_ends_every_live_channel_of_the_call(tmp_path: Path) ->
         )
         with pytest.raises(AmiActionError):
             await control.hangup("no-such-call")
+
+
+async def test_ami_click_to_call_silent_pbx_never_hangs(tmp_path: Path) -> None:
+    """The Originate reaches a PBX that stopped answering: the request ends, rejected."""
+    async with environment(tmp_path, "click_to_call_noanswer") as env:
+        env.pbx.go_silent()
+        resp = await env.client.post(
+            "/api/v1/calls", json={"to": "101"}, headers=env.auth("anna", "silent-1")
+        )
+        assert resp.status == 502
+        error = (await resp.json())["error"]
+        assert error["code"] == "originate_failed"
+        assert len(env.pbx.actions_named("Originate")) == 1
+        stored = await env.calls.get(error["call_id"])
+        assert stored is not None and stored.status == "rejected"
