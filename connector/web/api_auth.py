@@ -19,7 +19,7 @@ from aiohttp import web
 
 from connector.web.api_access import json_ok, user_principal
 from connector.web.auth import public
-from connector.web.errors import ApiError, unauthorized
+from connector.web.errors import ApiError, bad_request, unauthorized
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
 from connector.web.validation import Field, read_json
@@ -174,6 +174,33 @@ async def me(request: web.Request) -> web.Response:
     return json_ok({**user.to_dict(), "token_id": who.token_id})
 
 
+PASSWORD_BODY = {
+    "current_password": Field("str", required=True, max_length=1000),
+    "new_password": Field("str", required=True, max_length=1000),
+}
+
+
+async def change_password(request: web.Request) -> web.Response:
+    """Change your own password (the current one is asked again; guessing is throttled)."""
+    who = user_principal(request)
+    assert who.user_id is not None
+    body = await read_json(request, PASSWORD_BODY)
+    throttle = request.app[LOGIN_THROTTLE]
+    keys = _throttle_keys(request, who.login)
+    wait = throttle.retry_after(keys, time.monotonic())
+    if wait is not None:
+        raise ApiError(
+            429, "too_many_attempts", f"too many wrong passwords; try again in {round(wait)} s"
+        )
+    async with request.app[RUNTIME].engine.begin() as conn:
+        user = await users.authenticate(conn, who.login, body["current_password"])
+        if user is None or user.id != who.user_id:
+            throttle.failed(keys, time.monotonic())
+            raise bad_request("the current password is wrong", "current_password")
+        await users.set_password(conn, who.user_id, body["new_password"], actor_id=who.user_id)
+    return web.Response(status=204)
+
+
 ROUTES = [
     ApiRoute(
         "POST",
@@ -197,6 +224,16 @@ ROUTES = [
         status=204,
     ),
     ApiRoute("GET", "/api/v1/me", me, "The calling user", "auth"),
+    ApiRoute(
+        "POST",
+        "/api/v1/me/password",
+        change_password,
+        "Change your own password",
+        "auth",
+        body=PASSWORD_BODY,
+        status=204,
+        responses={429: "too many wrong current passwords; wait and retry"},
+    ),
 ]
 
 

@@ -115,6 +115,10 @@ async def update_user(request: web.Request) -> web.Response:
     user_id = path_id(request)
     body = await read_json(request, UPDATE_BODY, partial=True)
     require_any(body)
+    if user_id == who.user_id and (
+        body.get("role", "admin") != "admin" or body.get("active", True) is False
+    ):
+        raise conflict("you cannot demote or deactivate yourself; another admin can", "role")
     runtime = request.app[RUNTIME]
     async with runtime.engine.begin() as conn:
         user = await users.update_user(conn, user_id, body, actor_id=who.user_id)
@@ -123,7 +127,7 @@ async def update_user(request: web.Request) -> web.Response:
 
 
 async def delete_user(request: web.Request) -> web.Response:
-    """Delete a user with their extensions and tokens (admins; not yourself)."""
+    """Delete a user with their extensions and tokens (admins; not themselves)."""
     who = user_principal(request, *ADMIN)
     user_id = path_id(request)
     if user_id == who.user_id:

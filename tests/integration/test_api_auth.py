@@ -162,3 +162,39 @@ async def test_password_guessing_is_throttled(tmp_path: Path) -> None:
         assert (await w.call(None, "POST", "/api/v1/auth/login", right))[0] == 429
         # tokens already issued keep working
         assert (await w.call("agent_a", "GET", "/api/v1/me"))[0] == 200
+
+
+async def test_change_own_password(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        path = "/api/v1/me/password"
+        status, data = await w.call(
+            "agent_a",
+            "POST",
+            path,
+            {"current_password": "wrong-one", "new_password": "n3w-password"},
+        )
+        assert status == 400 and data["error"]["field"] == "current_password"
+        status, data = await w.call(
+            "agent_a", "POST", path, {"current_password": PASSWORD, "new_password": "short"}
+        )
+        assert status == 400 and data["error"]["field"] is not None
+        status, _ = await w.call(
+            "agent_a", "POST", path, {"current_password": PASSWORD, "new_password": "n3w-password"}
+        )
+        assert status == 204
+        login = {"login": "agent_a", "password": "n3w-password"}
+        assert (await w.call(None, "POST", "/api/v1/auth/login", login))[0] == 200
+        old = {"login": "agent_a", "password": PASSWORD}
+        assert (await w.call(None, "POST", "/api/v1/auth/login", old))[0] == 401
+
+
+async def test_admin_cannot_lock_themselves_out(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        me = f"/api/v1/users/{w.ids['admin']}"
+        assert (await w.call("admin", "PATCH", me, {"role": "agent"}))[0] == 409
+        assert (await w.call("admin", "PATCH", me, {"active": False}))[0] == 409
+        assert (await w.call("admin", "PATCH", me, {"name": "Root"}))[0] == 200
+        status, data = await w.call(
+            "admin", "PATCH", f"/api/v1/users/{w.ids['sup_a']}", {"role": "admin"}
+        )
+        assert status == 200 and data["role"] == "admin"
