@@ -9,6 +9,8 @@ again, feeds the observations to the runtime (tracker, then bus) and marks the r
 ``failed`` with the reason). Rows still pending at start-up are processed first, so a restart
 loses nothing that was acknowledged.
 
+Processed rows are kept ``keep_days`` (7) for deduplication, then purged.
+
 Ordering: rows of one conversation that carry a provider sequence (Mango ``seq``) are processed
 in sequence order; a row whose predecessor has not arrived yet waits up to ``reorder_window``
 seconds for it. Rows without a sequence in such a conversation (Mango summary, record/added) go
@@ -29,7 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -125,12 +127,14 @@ class InboxWorker:
         reorder_window: float = 2.0,
         poll_interval: float = 5.0,
         batch: int = 200,
+        keep_days: float = 7.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.runtime = runtime
         self.reorder_window = timedelta(seconds=reorder_window)
         self.poll_interval = poll_interval
         self.batch = batch
+        self.keep_days = keep_days
         self.clock = clock
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -148,8 +152,13 @@ class InboxWorker:
 
     async def run(self) -> None:
         """Process what is pending (also what was left before a restart), then wait for more."""
+        next_purge = 0.0
+        loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
+            if loop.time() >= next_purge:
+                await self.purge(self.clock())
+                next_purge = loop.time() + 3600.0
             held = await self.process_pending()
             if not held and not self._wake.is_set():
                 self._idle.set()
@@ -158,6 +167,20 @@ class InboxWorker:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(wait, 0.05))
             except TimeoutError:
                 pass
+
+    async def purge(self, now: datetime) -> int:
+        """Forget processed rows older than ``keep_days`` (duplicates are caught that long)."""
+        from crm_sync.schema import webhook_inbox as t
+
+        cutoff = now - timedelta(days=self.keep_days)
+        async with self.runtime.engine.begin() as conn:
+            result = await conn.execute(
+                delete(t).where(and_(t.c.status != "pending", t.c.received_at < cutoff))
+            )
+        count = int(result.rowcount or 0)
+        if count:
+            logger.info("webhook inbox: %d processed row(s) older than %s purged", count, cutoff)
+        return count
 
     async def process_pending(self) -> int:
         """One pass over the pending rows; returns how many rows are held waiting for order."""

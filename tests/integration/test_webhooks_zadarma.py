@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -183,6 +184,10 @@ async def test_duplicates_are_acknowledged_and_processed_once(tmp_path: Path) ->
             seen.append(await asyncio.wait_for(env.events.get(), 10))
         assert [e.TYPE for e in seen] == ["call.ringing", "call.ended"]
         assert seen[-1].outcome is Outcome.NO_ANSWER
+        # processed rows are kept a week for deduplication, then purged
+        assert await env.worker.purge(datetime.now(UTC)) == 0
+        assert await env.worker.purge(datetime.now(UTC) + timedelta(days=8)) == 2
+        assert await env.inbox_rows() == []
 
 
 async def test_bad_signature_garbage_echo_and_limits(tmp_path: Path) -> None:
