@@ -185,6 +185,7 @@ async def test_duplicates_are_acknowledged_and_processed_once(tmp_path: Path) ->
         assert [e.TYPE for e in seen] == ["call.ringing", "call.ended"]
         assert seen[-1].outcome is Outcome.NO_ANSWER
         # processed rows are kept a week for deduplication, then purged
+        await env.settle()
         assert await env.worker.purge(datetime.now(UTC)) == 0
         assert await env.worker.purge(datetime.now(UTC) + timedelta(days=8)) == 2
         assert await env.inbox_rows() == []
