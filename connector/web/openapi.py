@@ -67,7 +67,10 @@ def add_routes(app: web.Application, routes: Iterable[ApiRoute]) -> None:
     if API_ROUTES not in app:
         app[API_ROUTES] = []
     for route in routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        if route.method == "GET":  # answers HEAD too (load balancers, link checkers)
+            app.router.add_get(route.path, route.handler)
+        else:
+            app.router.add_route(route.method, route.path, route.handler)
         app[API_ROUTES].append(route)
 
 

@@ -161,3 +161,13 @@ async def test_metrics_need_an_admin_when_not_public(tmp_path: Path) -> None:
         assert (await w.call("agent_a", "GET", "/metrics"))[0] == 403
         status, text = await w.call("admin", "GET", "/metrics")
         assert status == 200 and "connector_http_responses_total" in text
+
+
+async def test_head_requests_are_answered(tmp_path: Path) -> None:
+    async with api_world(tmp_path) as w:
+        async with w.client.head("/healthz") as resp:
+            assert resp.status == 200
+        async with w.client.head("/api/v1/contacts", headers=w.auth("agent_a")) as resp:
+            assert resp.status == 200
+        async with w.client.head("/api/v1/contacts") as resp:
+            assert resp.status == 401
