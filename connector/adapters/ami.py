@@ -239,7 +239,9 @@ class _Manager(Manager):  # type: ignore[misc]
         if self.pinger is not None:
             self.pinger.cancel()
             self.pinger = None
-        if isinstance(exc, Message):
+        if self._adapter._lost_reason:  # we closed it ourselves and said why (ping timeout)
+            pass
+        elif isinstance(exc, Message):
             self._adapter._lost_reason = "the PBX is shutting down (Shutdown event)"
         elif exc is not None:
             self._adapter._lost_reason = f"connection lost: {exc}"
@@ -298,6 +300,7 @@ class AmiAdapter:
             "auth_failures": 0,
             "ping_timeouts": 0,
             "last_error": "",
+            "last_error_at": None,
             "banner": "",
         }
         runtime.pbx_status[settings.name] = self.status
@@ -329,6 +332,7 @@ class AmiAdapter:
 
     def _error(self, message: str) -> None:
         self.status["last_error"] = message
+        self.status["last_error_at"] = datetime.now(UTC).isoformat()
         self._notify()
 
     def _notify(self) -> None:
@@ -444,7 +448,6 @@ class AmiAdapter:
             self.status["auth_failed"] = False
             AUTH_FAILED.labels(self.pbx).set(0)
             self._set_state(State.CONNECTED)
-            self.status["last_error"] = ""
             await self._resync(manager)
             await self._watch(manager)
         finally:

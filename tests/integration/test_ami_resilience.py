@@ -93,6 +93,7 @@ async def test_ami_half_open_connection_is_detected_by_ping_timeout(tmp_path: Pa
             pbx.go_silent()  # socket stays open, nothing is answered any more
             await adapter.wait_until(lambda: adapter.status["reconnects"] >= 1)
             assert adapter.status["ping_timeouts"] >= 1
+            assert "half-open" in adapter.status["last_error"]
             await adapter.wait_until(lambda: adapter.status["connected"] is True)
             assert pbx.logins >= 2
             # the new connection works: a call is tracked
