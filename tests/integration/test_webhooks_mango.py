@@ -160,6 +160,7 @@ async def test_out_of_order_events_are_applied_in_seq_order(tmp_path: Path) -> N
         while not types or types[-1] != "call.ended":
             types.append((await _next_any(env)).TYPE)
         assert types == ["call.ringing", "call.answered", "call.ended"]
+        await env.settle()
         rows = await env.inbox_rows()
         assert len(rows) == 4
         assert {r.status for r in rows} == {"done"}
