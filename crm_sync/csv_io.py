@@ -665,6 +665,10 @@ async def import_contacts(
     (no header, unknown mapping, not text) before anything is written.
     """
     path = Path(path)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValidationError(
+            "batch_size", f"batch_size must be a positive integer, got {batch_size!r}"
+        )
     try:
         total = path.stat().st_size
         binary = open(path, "rb")  # noqa: SIM115 - closed below
