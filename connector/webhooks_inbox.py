@@ -320,6 +320,16 @@ def components(runtime: Runtime) -> list[Component]:
     if not runtime.settings.webhook:
         return []
     register_clients(runtime)
+    base = str(runtime.extras.get("url") or "").rstrip("/")
+    for hook in runtime.settings.webhook:
+        logger.info(
+            "%s webhooks of %s: %s/webhooks/%s/%s",
+            hook.provider,
+            hook.pbx_name,
+            base,
+            hook.provider,
+            hook.account,
+        )
     worker = InboxWorker(runtime)
     runtime.extras[INBOX_KEY] = worker
     return [worker]
