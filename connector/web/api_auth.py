@@ -27,7 +27,7 @@ from crm_sync import users
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COOKIE", "LoginThrottle", "setup"]
+__all__ = ["COOKIE", "LoginThrottle", "client_address", "setup"]
 
 COOKIE = "vc_token"
 #: The browser cookie lives as long as a month; the token itself lives until revoked.
@@ -100,8 +100,23 @@ class LoginThrottle:
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
 
 
+def client_address(request: web.Request) -> str:
+    """The client's address: behind a trusted proxy (``server.trusted_proxies``), the rightmost
+    ``X-Forwarded-For`` entry that is not itself a trusted proxy (entries further left are
+    whatever the client chose to send)."""
+    remote = request.remote or "?"
+    trusted = set(request.app[RUNTIME].settings.server.trusted_proxies)
+    if remote not in trusted:
+        return remote
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return remote
+
+
 def _throttle_keys(request: web.Request, login: str) -> list[tuple[str, str]]:
-    return [("login", login.strip().lower()[:64]), ("addr", request.remote or "?")]
+    return [("login", login.strip().lower()[:64]), ("addr", client_address(request))]
 
 
 LOGIN_BODY = {
@@ -122,7 +137,7 @@ async def login(request: web.Request) -> web.Response:
     keys = _throttle_keys(request, body["login"])
     wait = throttle.retry_after(keys, time.monotonic())
     if wait is not None:
-        logger.warning("login throttled for %r from %s", body["login"][:64], request.remote)
+        logger.warning("login throttled for %r from %s", body["login"][:64], keys[1][1])
         raise ApiError(
             429,
             "too_many_attempts",
@@ -132,7 +147,7 @@ async def login(request: web.Request) -> web.Response:
         user = await users.authenticate(conn, body["login"], body["password"])
         if user is None:
             throttle.failed(keys, time.monotonic())
-            logger.info("login refused for %r from %s", body["login"][:64], request.remote)
+            logger.info("login refused for %r from %s", body["login"][:64], keys[1][1])
             raise unauthorized(LOGIN_FAILED)
         throttle.succeeded(keys)
         issued = await users.issue_token(

@@ -198,3 +198,24 @@ async def test_admin_cannot_lock_themselves_out(tmp_path: Path) -> None:
             "admin", "PATCH", f"/api/v1/users/{w.ids['sup_a']}", {"role": "admin"}
         )
         assert status == 200 and data["role"] == "admin"
+
+
+async def test_client_address_behind_a_trusted_proxy(tmp_path: Path) -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from connector.web.api_auth import client_address
+
+    async with api_world(tmp_path, server={"trusted_proxies": ["10.0.0.1"]}) as w:
+        app = w.client.server.app
+
+        def addr(peer: str, forwarded: str | None) -> str:
+            headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+            req = make_mocked_request("POST", "/api/v1/auth/login", headers=headers, app=app)
+            return client_address(req.clone(remote=peer))
+
+        assert addr("10.0.0.1", "203.0.113.7") == "203.0.113.7"
+        # a client cannot choose its address by sending the header itself
+        assert addr("10.0.0.1", "1.2.3.4, 203.0.113.7") == "203.0.113.7"
+        assert addr("10.0.0.1", "203.0.113.7, 10.0.0.1") == "203.0.113.7"
+        assert addr("198.51.100.2", "1.2.3.4") == "198.51.100.2"  # not through the proxy
+        assert addr("10.0.0.1", None) == "10.0.0.1"
