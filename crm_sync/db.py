@@ -7,7 +7,9 @@ Alembic revision and runs at every start-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["alembic_config", "migrate", "open_engine", "sync_url"]
+__all__ = ["alembic_config", "migrate", "migrate_async", "open_engine", "sync_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -61,10 +63,51 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+def _upgrade(sync_conn: Any, url: str) -> None:
+    cfg = alembic_config(url)
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")
+
+
+async def migrate_async(url: str) -> None:
+    """Upgrade the database at ``url`` through its async driver (Alembic runs in ``run_sync``).
+
+    This is how PostgreSQL is migrated: asyncpg is all it needs, no synchronous driver.
+    """
+    engine = open_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, url)
+    finally:
+        await engine.dispose()
+    logger.debug("database schema is at the newest revision")
+
+
+def _run_in_own_loop(url: str) -> None:
+    """Run :func:`migrate_async` on a fresh event loop in a thread of its own, so that
+    :func:`migrate` works both from plain code and from a thread whose loop is running."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(migrate_async(url))
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="migrate", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def migrate(url: str) -> None:
     """Upgrade the database at ``url`` to the newest schema (synchronous; call at start-up)."""
     from sqlalchemy import create_engine
 
+    if not url.startswith("sqlite"):
+        _run_in_own_loop(url)
+        return
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
