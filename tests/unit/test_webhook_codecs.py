@@ -421,3 +421,11 @@ def test_outbox_backoff_body_and_signature() -> None:
     mac = hmac.new(b"sec", b"1764331200." + body.encode(), hashlib.sha256).hexdigest()
     assert headers["X-Connector-Signature"] == "v1=" + mac
     assert headers["X-Connector-Event-Id"] == "k1" and headers["X-Connector-Attempt"] == "2"
+
+
+def test_outbox_pacing_per_endpoint() -> None:
+    from connector.outbox import _Bucket
+
+    bucket = _Bucket(rate=2.0)
+    assert [bucket.delay(100.0) for _ in range(3)] == [0.0, 0.5, 1.0]
+    assert bucket.delay(110.0) == 0.0  # an idle endpoint starts fresh
