@@ -6,7 +6,8 @@ Bearer``, ``?token=`` or the ``vc_token`` cookie), then follows :mod:`connector.
 Routing, numbering and replay are the pure :class:`connector.hub_state.HubState`; this module is
 the I/O around it:
 
-* one bus subscription; call events are handled one at a time, in order;
+* one bus subscription; the events of one conversation are handled in order, and a call
+  whose card is being looked up never holds up the others;
 * on ``call.ringing`` the card is built at most once per conversation; the hub waits for it up
   to ``lookup_budget_ms`` and otherwise sends the pop with the number and ``card_pending``, and
   the card as soon as it is ready (so the pop always goes first);
@@ -162,6 +163,7 @@ class Hub:
         self.bound_port: int | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._card_tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        self._lanes: dict[str, asyncio.Task[None]] = {}
         runtime.extras["hub"] = self
         runtime.extras["on_token_revoked"] = self.token_revoked
 
@@ -196,15 +198,11 @@ class Hub:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._watch_tokens(), name="hub-tokens")
                     while True:
-                        event = await sub.get()
-                        try:
-                            await self.dispatch(event)
-                        except Exception:
-                            logger.exception("hub failed on %s; event skipped", event.TYPE)
+                        self.dispatch_nowait(await sub.get())
         finally:
             self.runtime.bus.unsubscribe(sub)
             self.ready.clear()
-            for task in list(self._card_tasks.values()) + list(self._tasks):
+            for task in [*self._card_tasks.values(), *self._lanes.values(), *self._tasks]:
                 task.cancel()
 
     def _adopt_active_calls(self) -> None:
@@ -252,17 +250,56 @@ class Hub:
 
     # ------------------------------------------------------------------ events
 
-    async def dispatch(self, event: Event) -> None:
-        """Route one call event to the connections that must see it (with the card budget)."""
+    def dispatch_nowait(self, event: Event) -> None:
+        """Route an event without waiting: one lane per conversation keeps its events in order
+        while a call whose card is being looked up never holds up the other calls."""
         if isinstance(event, TaskCreated):
             self._send(self.state.handle_task(event))
             return
         if event.TYPE not in CALL_TYPES:
             return
         call: CallEvent = event  # type: ignore[assignment]
-        if isinstance(call, CallRinging | CallTransferred) and self.state.needs_card(call):
-            await self._start_card(call)
-        self._send(self.state.handle(call, _now()))
+        lane = f"{call.pbx}/{call.conversation_id}"
+        before = self._lanes.get(lane)
+        waits = isinstance(call, CallRinging | CallTransferred) and self.state.needs_card(call)
+        if before is None and not waits:
+            self._route(call)
+            return
+        task = asyncio.create_task(self._in_lane(before, call), name=f"hub {lane}")
+        self._lanes[lane] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            if self._lanes.get(lane) is t:
+                del self._lanes[lane]
+
+        task.add_done_callback(done)
+
+    async def _in_lane(self, before: asyncio.Task[None] | None, call: CallEvent) -> None:
+        if before is not None:
+            await asyncio.wait({before})
+        await self.dispatch(call)
+
+    async def dispatch(self, event: Event) -> None:
+        """Route one event to the connections that must see it, waiting for its card up to the
+        lookup budget. Never raises: a failure is logged and the event skipped."""
+        try:
+            if isinstance(event, TaskCreated):
+                self._send(self.state.handle_task(event))
+                return
+            if event.TYPE not in CALL_TYPES:
+                return
+            call: CallEvent = event  # type: ignore[assignment]
+            if isinstance(call, CallRinging | CallTransferred) and self.state.needs_card(call):
+                await self._start_card(call)
+            self._route(call)
+        except Exception:
+            logger.exception("hub failed on %s; event skipped", event.TYPE)
+
+    def _route(self, call: CallEvent) -> None:
+        try:
+            self._send(self.state.handle(call, _now()))
+        except Exception:
+            logger.exception("hub failed on %s; event skipped", call.TYPE)
 
     async def _start_card(self, event: CallEvent) -> None:
         view = self.state.view_of(event, _now())

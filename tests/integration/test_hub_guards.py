@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from crm_sync.auth import revoke_token
 from crm_sync.contacts import create_company, create_contact
 from tests.integration.hub_env import (
+    answered,
     handshake,
     ping_is_next,
     quick_card,
@@ -110,7 +111,7 @@ async def test_bad_client_messages_get_clear_errors_and_the_connection_stays(
 
 
 async def test_slow_client_is_disconnected_without_delaying_others(tmp_path: Path) -> None:
-    async with running_hub(tmp_path, {"send_queue": 8}, card_builder=quick_card) as env:
+    async with running_hub(tmp_path, {"send_queue": 16}, card_builder=quick_card) as env:
         # the slow tab reads nothing once connected; the fast tab of the same user reads all
         async with (
             env.connect("anna", max_queue=1) as slow,
@@ -121,10 +122,10 @@ async def test_slow_client_is_disconnected_without_delaying_others(tmp_path: Pat
             sent = 0
             while env.hub.connections.get(env.ids["anna"], []).__len__() == 2:
                 assert sent < 5000, "the slow client was never disconnected"
-                for _ in range(50):
+                for _ in range(10):  # a burst the fast tab's queue of 16 holds
                     sent += 1
                     env.runtime.bus.publish(ringing(f"c{sent}", "101", name=token_hex(4000)))
-                for _ in range(50):
+                for _ in range(10):
                     msg = await recv(fast)
                     assert msg["event"]["type"] == "call.ringing"
             assert msg["seq"] == sent  # the fast tab got every pop, in order
@@ -210,3 +211,26 @@ async def test_foreign_origin_with_cookie_and_endless_garbage_are_closed(tmp_pat
             for _ in range(20):
                 await ws.send("garbage")
             assert await closed_with(ws) == (4400, "too many bad messages")
+
+
+async def test_a_call_waiting_for_its_card_does_not_hold_up_other_calls(tmp_path: Path) -> None:
+    gate = asyncio.Event()
+
+    async def lookup(number: str, now: datetime) -> dict[str, Any]:
+        if number == "+79031112233":
+            await gate.wait()  # this caller's lookup hangs within the (long) budget
+        return {"status": "known", "number": {"raw": number}}
+
+    async with running_hub(tmp_path, {"lookup_budget_ms": 30_000}, card_builder=lookup) as env:
+        async with env.connect("anna") as a, env.connect("boris") as b:
+            await handshake(a)
+            await handshake(b)
+            env.runtime.bus.publish(ringing("slow", "101", number="+79031112233"))
+            env.runtime.bus.publish(ringing("fast", "102"))
+            env.runtime.bus.publish(answered("slow", "101"))
+            pop = await recv(b)
+            assert pop["event"]["conversation_id"] == "fast" and pop["card"] is not None
+            gate.set()
+            first, second = await recv(a), await recv(a)
+            assert first["event"]["type"] == "call.ringing" and first["card"] is not None
+            assert second["event"]["type"] == "call.answered"  # the call's order is kept
