@@ -218,3 +218,56 @@ async def test_lookup_foreign_and_unknown_numbers_explain_themselves(tmp_path: P
         assert nothing["explanation"]["variants_tried"]
         status, data = await w.call("agent_a", "GET", "/api/v1/lookup")
         assert status == 400 and data["error"]["field"] == "number"
+
+
+async def test_calls_are_seen_by_participants_and_their_supervisors(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from crm_sync.schema import activities, activity_participants
+
+    async with api_world(tmp_path) as w:
+        c = await w.ok("admin", "POST", "/api/v1/contacts", {"name": "Caller"})
+        at = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+        async with w.runtime.engine.begin() as conn:
+            result = await conn.execute(
+                activities.insert().values(
+                    kind="call",
+                    contact_id=c["id"],
+                    pbx="main",
+                    conversation_id="1764331200.1",
+                    direction="inbound",
+                    outcome="answered",
+                    caller_raw="+79161234567",
+                    answered_by="102",
+                    answered_by_user_id=w.ids["agent_a2"],
+                    started_at=at,
+                    created_at=at,
+                )
+            )
+            call_id = int(result.inserted_primary_key[0])
+            await conn.execute(
+                activity_participants.insert(),
+                [{"activity_id": call_id, "user_id": w.ids[u]} for u in ("agent_a", "agent_a2")],
+            )
+        for who, sees in [
+            ("agent_a", True),  # rang (participant)
+            ("agent_a2", True),  # answered
+            ("sup_a", True),  # their team
+            ("admin", True),
+            ("agent_b", False),
+            ("sup_b", False),
+        ]:
+            status, data = await w.call(who, "GET", f"/api/v1/activities/{call_id}")
+            assert status == (200 if sees else 403), (who, status)
+            listed = await w.ok(who, "GET", "/api/v1/activities?kind=call")
+            assert [a["id"] for a in listed["items"]] == ([call_id] if sees else []), who
+            history = await w.ok(who, "GET", f"/api/v1/contacts/{c['id']}/activities")
+            assert [a["id"] for a in history["items"]] == ([call_id] if sees else []), who
+        status, data = await w.call("agent_a2", "GET", f"/api/v1/activities/{call_id}")
+        assert data["kind"] == "call" and data["call"]["outcome"] == "answered"
+        # calls are not edited through the notes endpoint, and only admins delete them
+        status, _ = await w.call("admin", "PATCH", f"/api/v1/activities/{call_id}", {"body": "x"})
+        assert status == 400
+        assert (await w.call("agent_a2", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 403
+        assert (await w.call("sup_a", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 403
+        assert (await w.call("admin", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 204
