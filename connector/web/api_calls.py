@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from connector.clicktocall import ClickToCall, InvalidNumber, NoLine, Origination
 from connector.web.auth import require_role
@@ -72,6 +73,19 @@ def _body(raw: Any) -> tuple[str, int | None]:
     return to.strip(), contact_id
 
 
+async def _contact_name(request: web.Request, contact_id: int | None) -> str:
+    """The name of the contact being called, for the agent's phone display ("" if none)."""
+    if contact_id is None:
+        return ""
+    from crm_sync.schema import contacts
+
+    async with request.app[RUNTIME].engine.connect() as conn:
+        name = (
+            await conn.execute(select(contacts.c.name).where(contacts.c.id == contact_id))
+        ).scalar()
+    return str(name or "")
+
+
 async def create_call(request: web.Request) -> web.StreamResponse:
     """Place a call from your extension to a number (click-to-call)."""
     who = require_role(request, "agent", "supervisor", "admin")
@@ -92,8 +106,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
         # a cross-site form can carry the cookie but not this content type: no calls by CSRF
         raise bad_request("send the body as Content-Type: application/json", code="json_required")
     to, contact_id = _body(parse_json(body))
-    runtime = request.app[RUNTIME]
-    name = runtime.directory.name_of.get(who.user_id, "") if who.user_id is not None else ""
+    shown = await _contact_name(request, contact_id) or f"Call to {to}"
     try:
         origination, created = await service(request.app).place(
             user_id=who.user_id,
@@ -101,7 +114,7 @@ async def create_call(request: web.Request) -> web.StreamResponse:
             to=to,
             idempotency_key=key,
             contact_id=contact_id,
-            caller_name=f"Call to {to}" if not name else f"{name}: {to}",
+            caller_name=shown,  # what the agent's phone shows while it rings
         )
     except InvalidNumber as exc:
         raise bad_request(str(exc), field="to", code="invalid_number") from None

@@ -24,7 +24,7 @@ from connector.clicktocall import ClickToCall
 from connector.events.model import CallAnswered, CallEnded
 from connector.web.app import create_app
 from crm_sync.auth import issue_token
-from crm_sync.schema import extensions, users
+from crm_sync.schema import contacts, extensions, users
 from tests.integration.ami_harness import DATA, Harness, pbx_config, running, transcript
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -147,14 +147,22 @@ async def test_ami_click_to_call_agent_did_not_answer(tmp_path: Path) -> None:
 
 async def test_ami_click_to_call_answered_follows_the_call(tmp_path: Path) -> None:
     async with environment(tmp_path, "click_to_call") as env:
-        resp = await env.client.post(
-            "/api/v1/calls", json={"to": "89161234567"}, headers=env.auth("boris", "b-1")
-        )
+        async with env.h.runtime.engine.begin() as conn:
+            result = await conn.execute(
+                contacts.insert().values(
+                    name="Ivan Petrov", emails=[], tags=[], created_at=T0, updated_at=T0
+                )
+            )
+            pk = result.inserted_primary_key
+            assert pk is not None
+        body = {"to": "89161234567", "contact_id": int(pk[0])}
+        resp = await env.client.post("/api/v1/calls", json=body, headers=env.auth("boris", "b-1"))
         assert resp.status == 202, await resp.text()
         call_id = (await resp.json())["call_id"]
         originate = await env.pbx.wait_for_action("Originate")
         assert originate.get("Channel") == "Local/101@agents"
         assert originate.get("ChannelId") == call_id
+        assert originate.get("CallerID") == '"Ivan Petrov" <89161234567>'
         done = await env.calls.wait_status(call_id, {"failed", "completed"})
         assert done.status == "completed", done.reason
         (ended,) = await env.h.ended(1)
