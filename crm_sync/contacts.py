@@ -31,7 +31,15 @@ from crm_sync.audit import record
 from crm_sync.errors import NotFound, ValidationError
 from crm_sync.fields import aware, check_known, opt_id, opt_text, req_text, str_list, utc_now
 from crm_sync.paging import Page, check_page
-from crm_sync.phones import NormalizedPhone, normalize, suffix_range, variants
+from crm_sync.phones import (
+    MAX_DIGITS,
+    NormalizedPhone,
+    digits_of,
+    is_hidden,
+    normalize,
+    suffix_range,
+    variants,
+)
 from crm_sync.schema import companies, contacts, phones, users
 from crm_sync.schema import phones as phones_table
 
@@ -228,20 +236,23 @@ def _phone_values(
 
 
 def _phone_match(number: str, region: str) -> ColumnElement[bool] | None:
-    """Condition on ``phones`` for ``number`` written any way (as a lookup matches it)."""
+    """Condition on ``phones`` for a phone search: a full number (one with an E.164 reading)
+    matches its E.164 or national form exactly; a partial one matches numbers ending in its
+    digits (at least 4, an indexed range on ``national_rev``). None: nothing can match."""
     v = variants(number, region)
-    conds: list[ColumnElement[bool]] = []
     if v.e164:
-        conds.append(phones.c.e164.in_(v.e164))
-    if v.national:
-        conds.append(phones.c.national.in_(v.national))
-    if v.suffix:
-        low, high = suffix_range(v.suffix)
+        return or_(phones.c.e164.in_(v.e164), phones.c.national.in_(v.national))
+    digits = digits_of(number)[:MAX_DIGITS]
+    if not digits or is_hidden(number):
+        return None
+    conds: list[ColumnElement[bool]] = [phones.c.national == digits]
+    if len(digits) >= 4:
+        low, high = suffix_range(digits)
         rng = phones.c.national_rev >= low
         if high is not None:
             rng = rng & (phones.c.national_rev < high)
         conds.append(rng)
-    return or_(*conds) if conds else None
+    return or_(*conds)
 
 
 def _tag_match(column: Any, tag: str) -> ColumnElement[bool]:
@@ -638,8 +649,9 @@ async def list_contacts(
 ) -> Page[Contact]:
     """Contacts matching every given filter, by name then id, with the total count.
 
-    ``name``: case-insensitive substring; ``phone``: any format, matched like a lookup (E.164,
-    national or the last 7 digits); ``tag``: exact tag. Raises ValidationError for bad paging.
+    ``name``: case-insensitive substring; ``phone``: a full number in any format matches its
+    E.164 or national form, a partial one (4+ digits) the numbers ending in it; ``tag``: exact
+    tag. Raises ValidationError for bad paging.
     """
     limit, offset = check_page(limit, offset)
     conds = _filters(

@@ -21,6 +21,7 @@ from phonenumbers import NumberParseException, PhoneNumber, ValidationResult
 __all__ = [
     "HIDDEN_MARKERS",
     "LookupVariants",
+    "MAX_DIGITS",
     "NormalizedPhone",
     "SUFFIX_DIGITS",
     "digits_of",

@@ -169,6 +169,10 @@ async def test_search_filters_and_pagination(tmp_path: Path) -> None:
             by_phone = await crm.list_contacts(conn, phone="8 (916) 000-00-07")
             assert [c.name for c in by_phone.items] == ["Person 07"]
             assert (await crm.list_contacts(conn, phone="anonymous")).total == 0
+            # a partial number: every number ending in those digits
+            assert (await crm.list_contacts(conn, phone="00-01")).total == 1
+            assert (await crm.list_contacts(conn, phone="0-07")).total == 0  # < 4 digits: exact
+            assert (await crm.list_contacts(conn, phone="+7 999 000-00-07")).total == 0
             combined = await crm.list_contacts(conn, name="Person", tag="odd", limit=2)
             assert combined.total == 6 and len(combined.items) == 2
             assert combined.to_dict()["total"] == 6
