@@ -38,6 +38,7 @@ import asyncio
 import enum
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime
@@ -639,7 +640,8 @@ class AmiAdapter:
         """
         s = self.settings
         number = request.number
-        shown = (request.caller_name or f"Call to {number}").replace('"', "'")
+        # a display name must not break the CallerID syntax or the AMI framing
+        shown = re.sub(r'[\x00-\x1f\x7f"<>\\]', " ", request.caller_name or f"Call to {number}")
         action: dict[str, Any] = {
             "Action": "Originate",
             "Channel": s.originate_channel.format(extension=request.extension),
