@@ -176,9 +176,34 @@ ComponentFactory = Callable[[Runtime], list[Component]]
 COMPONENT_FACTORIES: list[ComponentFactory] = []
 
 
+class TrackerSweeper:
+    """Component: now and then, end calls whose last Hangup was lost (see CallTracker.sweep)."""
+
+    name = "tracker-sweeper"
+
+    def __init__(self, runtime: Runtime, period: float = 60.0) -> None:
+        self.runtime = runtime
+        self.period = period
+
+    async def run(self) -> None:
+        """Sweep every ``period`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.period)
+            sweep = getattr(self.runtime.tracker, "sweep", None)
+            if sweep is None:
+                return
+            events = sweep(datetime.now(UTC))
+            for event in events:
+                self.runtime.bus.publish(event)
+
+
+def _sweeper_components(runtime: Runtime) -> list[Component]:
+    return [TrackerSweeper(runtime)]
+
+
 def _load_factories() -> list[ComponentFactory]:
     """The component factories of every feature, in start order."""
-    factories: list[ComponentFactory] = list(COMPONENT_FACTORIES)
+    factories: list[ComponentFactory] = [*COMPONENT_FACTORIES, _sweeper_components]
     from connector.adapters.ami import ami_components
 
     factories.append(ami_components)
