@@ -1,5 +1,8 @@
 """Outgoing webhook subscriptions and their delivery log (``/api/v1/webhooks``), admins only.
 
+Also the inbox of incoming provider webhooks (``/api/v1/webhooks/inbox``), to see what arrived
+and why a row failed.
+
 A subscription is a URL, the event types it wants (``call.ringing``, ``call.ended``,
 ``recording.ready``, ``task.created``..., or ``*``), a signing secret (generated when not
 given, shown to admins) and an optional rate limit. Deliveries are listed per subscription
@@ -23,7 +26,7 @@ from connector.web.errors import bad_request, not_found
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
 from connector.web.validation import Field, parse_query, path_id, read_json
-from crm_sync.schema import webhook_deliveries, webhook_subscriptions
+from crm_sync.schema import webhook_deliveries, webhook_inbox, webhook_subscriptions
 
 __all__ = ["setup"]
 
@@ -45,6 +48,11 @@ BODY = {
     "rate_per_second": Field(
         "float", nullable=True, minimum=0.01, maximum=100000, description="per-endpoint limit"
     ),
+}
+INBOX_QUERY = {
+    "status": Field("str", choices=("pending", "done", "failed"), description="row state"),
+    "provider": Field("str", max_length=32, description="only this provider"),
+    "limit": Field("int", minimum=1, maximum=1000, description="at most this many (100)"),
 }
 LOG_QUERY = {
     "status": Field("str", choices=STATUSES, description="only deliveries in this state"),
@@ -232,6 +240,48 @@ async def retry_delivery(request: web.Request) -> web.Response:
     return json_ok(_delivery(row))
 
 
+async def list_inbox(request: web.Request) -> web.Response:
+    """Incoming provider webhooks, newest first, with their processing state and error."""
+    user_principal(request, *ADMIN)
+    query = parse_query(request, INBOX_QUERY)
+    t = webhook_inbox
+    stmt = select(
+        t.c.id,
+        t.c.provider,
+        t.c.account,
+        t.c.event_key,
+        t.c.conversation_id,
+        t.c.seq,
+        t.c.status,
+        t.c.error,
+        t.c.received_at,
+        t.c.processed_at,
+    )
+    if query.get("status"):
+        stmt = stmt.where(t.c.status == query["status"])
+    if query.get("provider"):
+        stmt = stmt.where(t.c.provider == query["provider"])
+    stmt = stmt.order_by(t.c.id.desc()).limit(query.get("limit") or 100)
+    async with request.app[RUNTIME].engine.connect() as conn:
+        rows = list(await conn.execute(stmt))
+    items = [
+        {
+            "id": r.id,
+            "provider": r.provider,
+            "account": r.account,
+            "event_key": r.event_key,
+            "conversation_id": r.conversation_id,
+            "seq": r.seq,
+            "status": r.status,
+            "error": r.error,
+            "received_at": _iso(r.received_at),
+            "processed_at": _iso(r.processed_at),
+        }
+        for r in rows
+    ]
+    return json_ok({"items": items, "total": len(items)})
+
+
 def _wake(request: web.Request) -> None:
     worker = request.app[RUNTIME].extras.get(OUTBOX_KEY)
     if isinstance(worker, OutboxWorker):
@@ -280,6 +330,15 @@ ROUTES = [
         "Delivery log of a subscription",
         "webhooks",
         query=LOG_QUERY,
+        roles=ADMIN,
+    ),
+    ApiRoute(
+        "GET",
+        "/api/v1/webhooks/inbox",
+        list_inbox,
+        "Incoming provider webhooks and their processing state",
+        "webhooks",
+        query=INBOX_QUERY,
         roles=ADMIN,
     ),
     ApiRoute(

@@ -102,3 +102,28 @@ async def test_signature_replay_and_schema_errors(tmp_path: Path) -> None:
         assert resp.status == 400
         await env.settle()
         assert await env.inbox_rows() == []
+
+
+async def test_admins_see_the_inbox(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from crm_sync.auth import issue_token
+    from crm_sync.schema import users
+
+    async with webhook_env(tmp_path) as env:
+        now = datetime.now(UTC)
+        async with env.runtime.engine.begin() as conn:
+            res = await conn.execute(
+                users.insert().values(
+                    login="root", name="Root", role="admin", created_at=now, updated_at=now
+                )
+            )
+            _, token = await issue_token(conn, int(res.inserted_primary_key[0]))
+        assert (await post(env, ev("i1", "call.started", call_id="g9"))).status == 200
+        await env.settle()
+        auth = {"Authorization": f"Bearer {token}"}
+        resp = await env.client.get("/api/v1/webhooks/inbox?provider=generic", headers=auth)
+        assert resp.status == 200
+        (item,) = (await resp.json())["items"]
+        assert (item["event_key"], item["conversation_id"], item["status"]) == ("i1", "g9", "done")
+        assert (await env.client.get("/api/v1/webhooks/inbox")).status == 401
