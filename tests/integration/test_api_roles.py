@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from connector.web.openapi import build_document
+from connector.web.openapi import API_ROUTES, ApiRoute, build_document
 from crm_sync.auth import issue_token
 from tests.integration.api_harness import ApiWorld, api_world
 
@@ -313,6 +313,15 @@ def _fill(value: Any, ctx: dict[str, Any]) -> Any:
     return value
 
 
+def _table_route(w: ApiWorld, method: str, path: str) -> ApiRoute:
+    bare = path.split("?", 1)[0]
+    for route in w.client.server.app[API_ROUTES]:
+        pattern = re.sub(r"\{[^}]+\}", "[^/]+", route.path)
+        if route.method == method and re.fullmatch(pattern, bare):
+            return route
+    raise AssertionError(f"{method} {bare} is not in the route table")
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 async def test_role_matrix(tmp_path: Path, row: Row) -> None:
     async with api_world(tmp_path) as w:
@@ -329,6 +338,10 @@ async def test_role_matrix(tmp_path: Path, row: Row) -> None:
             got[role] = status
             if status >= 400:
                 assert set(data["error"]) == {"code", "message", "field"}, data
+            # the roles the OpenAPI document promises agree with what is enforced
+            documented = _table_route(w, row.method, path)
+            if role not in documented.roles:
+                assert status == 403, (role, documented.path, status)
         want = {
             "agent": row.agent,
             "supervisor": row.supervisor,
