@@ -25,6 +25,10 @@ library and the fix here (``tests/integration/test_softphone_patches.py``):
   :attr:`PatchedCall.remote` parses the From header properly.
 * **No DTMF sending** -> :meth:`PatchedCall.send_dtmf` sends RFC 4733 packets on the call's RTP
   socket.
+* **Digest ignores ``qop``** (Asterisk PJSIP challenges with ``qop="auth"``) and uses a URI
+  that is not the Request-URI. -> :func:`softphone.sipmsg.digest_authorization`.
+* **The registrar's granted ``Expires`` is ignored** (refresh at our 120 s - 5 even if it granted
+  60). -> the refresh follows the grant.
 * **Registration gives up for good after three failures** and a stopped registrar kills the phone.
   -> :meth:`PatchedSIPClient.register` makes one attempt, reports it, and after a failed refresh
   retries every ``retry_interval`` seconds while the phone keeps running.
@@ -525,7 +529,7 @@ class PatchedSIPClient(SIP.SIPClient):
         self.hooks.registration_attempt(refresh)
         try:
             with self.recvLock:
-                self._register_once()
+                granted = self._register_once()
         except RegistrationError as exc:
             self.phone._status = PhoneStatus.FAILED
             self.hooks.registration_failed(exc)
@@ -544,7 +548,8 @@ class PatchedSIPClient(SIP.SIPClient):
         self.registered_once = True
         self.phone._status = PhoneStatus.REGISTERED
         self.hooks.registration_succeeded()
-        self._schedule(max(1.0, self.default_expires - 5))
+        # Refresh before the registrar's grant runs out (it may grant less than we asked).
+        self._schedule(granted - 5.0 if granted > 10 else max(1.0, granted / 2))
         return True
 
     def _schedule(self, delay: float) -> None:
@@ -561,7 +566,24 @@ class PatchedSIPClient(SIP.SIPClient):
             f"no answer from registrar {self.server}:{self.port} within {self.register_timeout:g} s"
         )
 
-    def _register_once(self, deregister: bool = False) -> None:
+    def _with_digest(self, request: str, challenge: SIP.SIPMessage, method: str, uri: str) -> str:
+        """``request`` with an Authorization header answering ``challenge`` (qop-aware)."""
+        values = sipmsg.header_values(challenge.raw, "WWW-Authenticate")
+        try:
+            params = sipmsg.parse_challenge(values[0]) if values else {}
+            auth = sipmsg.digest_authorization(
+                params, method=method, uri=uri, username=self.username, password=self.password
+            )
+        except sipmsg.MalformedMessage as exc:
+            raise RegistrationError(f"cannot answer the registrar's challenge: {exc}") from exc
+        lines = [
+            line for line in request.split("\r\n") if not line.lower().startswith("authorization:")
+        ]
+        cut = next(i for i, line in enumerate(lines) if line.startswith("Content-Length"))
+        lines.insert(cut, f"Authorization: {auth}")
+        return "\r\n".join(lines)
+
+    def _register_once(self, deregister: bool = False) -> int:
         self.phone._status = PhoneStatus.DEREGISTERING if deregister else PhoneStatus.REGISTERING
         first = self.gen_first_response(deregister=deregister)
         call_id = sipmsg.header_values(first.encode("utf8"), "Call-ID")[0]
@@ -574,7 +596,12 @@ class PatchedSIPClient(SIP.SIPClient):
                     f"registrar {self.server}:{self.port} asks for an authentication "
                     f"this phone does not support ({status})"
                 )
-            again = self.gen_register(response, deregister=deregister)
+            again = self._with_digest(
+                self.gen_register(response, deregister=deregister),
+                response,
+                "REGISTER",
+                f"sip:{self.server}",
+            )
             self.out.sendto(again.encode("utf8"), (self.server, self.port))
             response = self._await_response(call_id, self.register_timeout, self._unreachable)
             status = int(response.status)
@@ -592,6 +619,7 @@ class PatchedSIPClient(SIP.SIPClient):
             raise RegistrationError(
                 f"registrar {self.server}:{self.port} answered {status} {response.status.phrase}"
             )
+        return sipmsg.granted_expires(response.raw, int(self.default_expires))
 
     def deregister(self) -> bool:
         """One bounded REGISTER with Expires: 0; failures are logged, never raised."""
@@ -634,16 +662,13 @@ class PatchedSIPClient(SIP.SIPClient):
             self.out.sendto(self.gen_ack(response).encode("utf8"), (self.server, self.port))
             if status != 401 or "nonce" not in response.authentication:
                 raise CallFailed(f"call to {number} failed: {status} {response.status.phrase}")
-            authhash = self.gen_authorization(response)
-            nonce = response.authentication["nonce"]
-            realm = response.authentication["realm"]
-            auth = (
-                f'Authorization: Digest username="{self.username}",realm="{realm}",'
-                f'nonce="{nonce}",uri="sip:{self.server};transport=UDP",'
-                f'response="{str(authhash, "utf8")}",algorithm=MD5\r\n'
-            )
             invite = self.gen_invite(number, str(sess_id), ms, sendtype, branch, call_id)
-            invite = invite.replace("\r\nContent-Length", f"\r\n{auth}Content-Length")
+            try:
+                invite = self._with_digest(
+                    invite, response, "INVITE", f"sip:{number}@{self.server}"
+                )
+            except RegistrationError as exc:
+                raise CallFailed(f"call to {number}: {exc}") from exc
             self.out.sendto(invite.encode("utf8"), (self.server, self.port))
             return SIP.SIPMessage(invite.encode("utf8")), call_id, sess_id
 

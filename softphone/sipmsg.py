@@ -8,6 +8,7 @@ stray quote, and building RFC 4733 DTMF packets.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import struct
@@ -20,6 +21,9 @@ __all__ = [
     "MalformedMessage",
     "build_cancel",
     "build_response",
+    "digest_authorization",
+    "granted_expires",
+    "parse_challenge",
     "dtmf_packets",
     "header_values",
     "parse_party",
@@ -224,3 +228,81 @@ def dtmf_packets(
         packets.append(header + payload)
         seq += 1
     return packets
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()  # RFC 2617 digest is MD5 by definition
+
+
+def digest_authorization(
+    challenge: dict[str, str],
+    *,
+    method: str,
+    uri: str,
+    username: str,
+    password: str,
+    cnonce: str | None = None,
+    nc: int = 1,
+) -> str:
+    """The ``Authorization`` value answering a ``WWW-Authenticate: Digest`` challenge.
+
+    Supports MD5 with and without ``qop=auth`` (RFC 2617) and echoes ``opaque``. pyVoIP 1.6
+    ignores ``qop``, so registrars that send it (Asterisk PJSIP does) reject its answer.
+    Raises :class:`MalformedMessage` when the challenge lacks realm or nonce or asks for an
+    algorithm other than MD5.
+    """
+    realm = challenge.get("realm")
+    nonce = challenge.get("nonce")
+    if realm is None or nonce is None:
+        raise MalformedMessage("the digest challenge has no realm or nonce")
+    algorithm = challenge.get("algorithm", "MD5")
+    if algorithm.upper() != "MD5":
+        raise MalformedMessage(f"digest algorithm {algorithm} is not supported (only MD5)")
+    ha1 = _md5(f"{username}:{realm}:{password}")
+    ha2 = _md5(f"{method}:{uri}")
+    qops = [q.strip() for q in challenge.get("qop", "").split(",") if q.strip()]
+    parts = [
+        f'username="{username}"',
+        f'realm="{realm}"',
+        f'nonce="{nonce}"',
+        f'uri="{uri}"',
+    ]
+    if "auth" in qops:
+        cnonce = cnonce or secrets.token_hex(8)
+        count = f"{nc:08x}"
+        response = _md5(f"{ha1}:{nonce}:{count}:{cnonce}:auth:{ha2}")
+        parts += [f'response="{response}"', "qop=auth", f"nc={count}", f'cnonce="{cnonce}"']
+    else:
+        parts.append(f'response="{_md5(f"{ha1}:{nonce}:{ha2}")}"')
+    parts.append("algorithm=MD5")
+    if "opaque" in challenge:
+        parts.append(f'opaque="{challenge["opaque"]}"')
+    return "Digest " + ",".join(parts)
+
+
+def granted_expires(raw: bytes, requested: int) -> int:
+    """How long the registrar granted (``Expires`` header, else the Contact's ``expires``)."""
+    for value in header_values(raw, "Expires"):
+        if value.strip().isdigit():
+            return int(value.strip())
+    for contact in header_values(raw, "Contact"):
+        m = re.search(r";\s*expires\s*=\s*(\d+)", contact, re.IGNORECASE)
+        if m:
+            return int(m.group(1))
+    return requested
+
+
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]+)')
+
+
+def parse_challenge(value: str) -> dict[str, str]:
+    """The parameters of a ``Digest`` challenge (quoted values unquoted, names lower-case)."""
+    value = value.strip()
+    if value[:6].lower() == "digest":
+        value = value[6:]
+    out: dict[str, str] = {}
+    for name, raw in _PARAM.findall(value):
+        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
+            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
+        out[name.lower()] = raw
+    return out

@@ -12,8 +12,11 @@ from softphone.sipmsg import (
     MalformedMessage,
     build_cancel,
     build_response,
+    digest_authorization,
     dtmf_packets,
+    granted_expires,
     header_values,
+    parse_challenge,
     parse_party,
     request_method,
     response_status,
@@ -120,3 +123,71 @@ def test_dtmf_packets_follow_rfc4733() -> None:
     assert all(struct.unpack("!I", p[4:8])[0] == 1000 for p in packets)
     with pytest.raises(ValueError, match="not a DTMF digit"):
         dtmf_packets("x", payload_type=101, sequence=0, timestamp=0, ssrc=0)
+
+
+def test_digest_with_qop_matches_rfc2617_example() -> None:
+    challenge = parse_challenge(
+        'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    value = digest_authorization(
+        challenge,
+        method="GET",
+        uri="/dir/index.html",
+        username="Mufasa",
+        password="Circle Of Life",
+        cnonce="0a4f113b",
+    )
+    assert 'response="6629fae49393a05397450978507c4ef1"' in value
+    assert "qop=auth," in value and "nc=00000001" in value and 'cnonce="0a4f113b"' in value
+    assert 'opaque="5ccc069c403ebaf9f0171e9517f40e41"' in value
+
+
+def test_stock_digest_ignores_qop() -> None:
+    # pyVoIP's answer to the same challenge has no qop/nc/cnonce, so a registrar that asked for
+    # qop=auth (Asterisk PJSIP) cannot accept it.
+    from pyVoIP.VoIP.VoIP import VoIPPhone
+
+    phone = VoIPPhone("pbx", 5060, "alice", "secret", myIP="127.0.0.1", sipPort=0)
+    challenge = (
+        b"SIP/2.0 401 Unauthorized\r\nVia: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKx\r\n"
+        b"From: <sip:alice@pbx>;tag=1\r\nTo: <sip:alice@pbx>;tag=2\r\nCall-ID: r-1\r\n"
+        b"CSeq: 1 REGISTER\r\n"
+        b'WWW-Authenticate: Digest realm="asterisk", nonce="n1", qop="auth"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    stock = phone.sip.gen_register(SIP.SIPMessage(challenge))
+    authorization = next(line for line in stock.split("\r\n") if line.startswith("Authorization"))
+    assert "qop" not in authorization and "cnonce" not in authorization  # the defect
+    ours = digest_authorization(
+        parse_challenge('Digest realm="asterisk", nonce="n1", qop="auth"'),
+        method="REGISTER",
+        uri="sip:pbx",
+        username="alice",
+        password="secret",
+    )
+    assert "qop=auth" in ours and "cnonce=" in ours  # the fix
+
+
+def test_digest_without_qop_and_bad_challenges() -> None:
+    value = digest_authorization(
+        {"realm": "r", "nonce": "n"}, method="REGISTER", uri="sip:pbx", username="u", password="p"
+    )
+    assert "qop" not in value and value.startswith('Digest username="u"')
+    with pytest.raises(MalformedMessage, match="no realm or nonce"):
+        digest_authorization({"realm": "r"}, method="R", uri="u", username="u", password="p")
+    with pytest.raises(MalformedMessage, match="SHA-256"):
+        digest_authorization(
+            {"realm": "r", "nonce": "n", "algorithm": "SHA-256"},
+            method="R",
+            uri="u",
+            username="u",
+            password="p",
+        )
+
+
+def test_granted_expires() -> None:
+    ok = b"SIP/2.0 200 OK\r\nExpires: 60\r\nContact: <sip:a@b>;expires=30\r\n\r\n"
+    assert granted_expires(ok, 120) == 60
+    assert granted_expires(b"SIP/2.0 200 OK\r\nContact: <sip:a@b>;Expires=30\r\n\r\n", 120) == 30
+    assert granted_expires(b"SIP/2.0 200 OK\r\n\r\n", 120) == 120
