@@ -8,12 +8,13 @@ objects belong to ``agent_b`` of team B. Destructive rows create a fresh target 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from connector.web.openapi import API_ROUTES, ApiRoute, build_document
 from crm_sync.auth import issue_token
@@ -34,6 +35,7 @@ class Row:
     supervisor: int
     admin: int
     pbx: int = 403
+    fresh_token: bool = False  # call with a new token of the user (the call revokes it)
 
 
 def static(path: str, body: Any = None) -> Builder:
@@ -162,7 +164,7 @@ def token_of(login: str) -> Builder:
 ROWS = [
     # --- who am I, tokens
     Row("me", "GET", static("/api/v1/me"), 200, 200, 200),
-    Row("logout", "POST", static("/api/v1/auth/logout"), 204, 204, 204),
+    Row("logout", "POST", static("/api/v1/auth/logout"), 204, 204, 204, fresh_token=True),
     Row("own tokens", "GET", static("/api/v1/tokens"), 200, 200, 200),
     Row("new own token", "POST", static("/api/v1/tokens", {"name": "cli"}), 201, 201, 201),
     Row("others' tokens", "GET", static("/api/v1/tokens?user_id={id_agent_b}"), 403, 403, 200),
@@ -322,33 +324,47 @@ def _table_route(w: ApiWorld, method: str, path: str) -> ApiRoute:
     raise AssertionError(f"{method} {bare} is not in the route table")
 
 
-@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
-async def test_role_matrix(tmp_path: Path, row: Row) -> None:
-    async with api_world(tmp_path) as w:
+@dataclass
+class Shared:
+    """One world for the whole table: rows never break what other rows rely on."""
+
+    world: ApiWorld
+    ctx: dict[str, Any]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Shared]:
+    async with api_world(tmp_path_factory.mktemp("roles")) as w:
         async with w.runtime.engine.begin() as conn:
             _, w.tokens["pbx"] = await issue_token(conn, None, "pbx", scope="pbx", pbx="main")
-        ctx = await populate(w)
-        got: dict[str, int] = {}
-        for role, user in ROLE_USER.items():
-            path, body = await row.build(w, ctx, role)
-            body = _fill(body, ctx)
-            if row.name == "token for another":
-                body = {"user_id": w.ids["agent_b"]}
-            status, data = await w.call(user, row.method, path, body)
-            got[role] = status
-            if status >= 400:
-                assert set(data["error"]) == {"code", "message", "field"}, data
-            # the roles the OpenAPI document promises agree with what is enforced
-            documented = _table_route(w, row.method, path)
-            if role not in documented.roles:
-                assert status == 403, (role, documented.path, status)
-        want = {
-            "agent": row.agent,
-            "supervisor": row.supervisor,
-            "admin": row.admin,
-            "pbx": row.pbx,
-        }
-        assert got == want
+        yield Shared(world=w, ctx=await populate(w))
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+async def test_role_matrix(shared: Shared, row: Row) -> None:
+    w, ctx = shared.world, shared.ctx
+    got: dict[str, int] = {}
+    for role, user in ROLE_USER.items():
+        path, body = await row.build(w, ctx, role)
+        body = _fill(body, ctx)
+        if row.name == "token for another":
+            body = {"user_id": w.ids["agent_b"]}
+        headers = None
+        if row.fresh_token and role != "pbx":
+            async with w.runtime.engine.begin() as conn:
+                _, token = await issue_token(conn, w.ids[user], "throwaway")
+            headers, user = {"Authorization": f"Bearer {token}"}, None
+        status, data = await w.call(user, row.method, path, body, headers=headers)
+        got[role] = status
+        if status >= 400:
+            assert set(data["error"]) == {"code", "message", "field"}, data
+        # the roles the OpenAPI document promises agree with what is enforced
+        documented = _table_route(w, row.method, path)
+        if role not in documented.roles:
+            assert status == 403, (role, documented.path, status)
+    want = {"agent": row.agent, "supervisor": row.supervisor, "admin": row.admin, "pbx": row.pbx}
+    assert got == want
 
 
 async def test_listings_show_only_what_each_role_may_see(tmp_path: Path) -> None:
