@@ -36,6 +36,8 @@ SECTIONS: dict[str, Any] = {"pbx": [{"name": "pbx1", "recordings_dir": "spool"}]
 
 
 async def people(runtime: Runtime) -> dict[str, tuple[int, str]]:
+    """Sales (101-104) and support (201, 202) agents, their supervisors, an admin; Ivan's
+    contact under "ivan" (token empty)."""
     out: dict[str, tuple[int, str]] = {}
     for login, role, team, exts in [
         ("anna", "agent", "sales", ("101",)),
@@ -50,7 +52,7 @@ async def people(runtime: Runtime) -> dict[str, tuple[int, str]]:
     ]:
         out[login] = await add_user(runtime, login, role, team, exts)
     async with runtime.engine.begin() as conn:
-        await create_contact(
+        ivan = await create_contact(
             conn,
             {
                 "name": "Ivan Petrov",
@@ -58,6 +60,7 @@ async def people(runtime: Runtime) -> dict[str, tuple[int, str]]:
                 "responsible_user_id": out["vera"][0],
             },
         )
+        out["ivan"] = (ivan.id, "")
         await create_company(conn, {"name": "ООО Ромашка", "phones": ["+74951234567"]})
     return out
 
@@ -65,6 +68,7 @@ async def people(runtime: Runtime) -> dict[str, tuple[int, str]]:
 async def test_calllog_api_visibility_filters_stats_csv(tmp_path: Path) -> None:
     async with open_runtime(tmp_path, **SECTIONS) as runtime:
         who = await people(runtime)
+        ivan_id = who["ivan"][0]
         async with writer_running(runtime) as writer:
             ended = await replay_into(runtime, writer, ALL, START)
         spool = tmp_path / "spool"
@@ -166,6 +170,21 @@ async def test_calllog_api_visibility_filters_stats_csv(tmp_path: Path) -> None:
             assert {row["caller"] for row in rows} >= {"+79161234567", "89161234567"}
             transfer = next(row for row in rows if row["caller"] == "+79031112233")
             assert transfer["agents"] == "101 104" and transfer["talked_last"] == "104"
+
+            # the calls are in the contact's history, as the agent console shows it
+            r = await client.get(
+                "/api/v1/activities",
+                params={"contact_id": str(ivan_id)},
+                headers={"Authorization": f"Bearer {who['root'][1]}"},
+            )
+            history = (await r.json())["items"]
+            assert len(history) == 5 and all(a["kind"] == "call" for a in history)
+            assert {a["call"]["outcome"] for a in history} == {
+                "answered",
+                "no_answer",
+                "busy",
+                "abandoned",
+            }
 
 
 async def test_calllog_api_missed_not_called_back(tmp_path: Path) -> None:
