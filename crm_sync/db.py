@@ -40,6 +40,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+    # SQLite's own lower() folds ASCII only; case-insensitive search (ILIKE renders as
+    # lower(x) LIKE lower(y)) must work for Cyrillic names too, as it does on PostgreSQL.
+    dbapi_conn.create_function("lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
 
 
 def open_engine(url: str, **kwargs: Any) -> AsyncEngine:

@@ -159,6 +159,7 @@ async def test_search_filters_and_pagination(tmp_path: Path) -> None:
             assert [c.name for c in page.items] == ["Person 10", "Person 11", "Пётр Иванов"]
             assert (await crm.list_contacts(conn, name="person 0")).total == 10
             assert (await crm.list_contacts(conn, name="Пётр")).total == 1
+            assert (await crm.list_contacts(conn, name="пётр ИВАНОВ")).total == 1
             assert (await crm.list_contacts(conn, tag="even")).total == 6
             assert (await crm.list_contacts(conn, tag="клиент")).total == 1
             assert (await crm.list_contacts(conn, tag="eve")).total == 0
