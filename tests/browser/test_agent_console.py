@@ -158,6 +158,15 @@ async def test_card_pops_updates_on_answer_and_ends(tmp_path: Path) -> None:
             # elsewhere in the console the ringing card pops up in the corner
             await page.click("nav.side button[data-view=calls]")
             await expect(page.locator("#calls-rows")).to_contain_text("Answered")
+            await page.select_option("#call-filters select[name=outcome]", "missed")
+            await page.click("#call-filters button[type=submit]")
+            await expect(page.locator("#calls-rows")).to_contain_text("No calls match")
+            await page.select_option("#call-filters select[name=outcome]", "answered")
+            await page.fill("#call-filters input[name=number]", "916 123")
+            await page.click("#call-filters button[type=submit]")
+            row = page.locator("#calls-rows tr").first
+            await expect(row).to_contain_text("Ivan Petrov")
+            await expect(row).to_contain_text("+79161234567")
 
 
 async def test_queue_call_pops_for_both_and_closes_for_the_colleague(tmp_path: Path) -> None:

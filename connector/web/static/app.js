@@ -629,39 +629,23 @@ const contactNames = new Map();
 
 async function loadCalls() {
   const form = new FormData($("#call-filters"));
-  const params = new URLSearchParams({ kind: "call", limit: String(callsPage.limit), offset: String(callsPage.offset) });
-  if (form.get("since")) params.set("since", new Date(`${form.get("since")}T00:00:00`).toISOString());
-  if (form.get("until")) {
-    const until = new Date(`${form.get("until")}T00:00:00`);
-    until.setDate(until.getDate() + 1);
-    params.set("until", until.toISOString());
+  const params = new URLSearchParams({ limit: String(callsPage.limit), offset: String(callsPage.offset) });
+  for (const [field, param] of [["direction", "direction"], ["outcome", "outcome"], ["number", "number"], ["since", "from"], ["until", "to"]]) {
+    const value = String(form.get(field) || "").trim();
+    if (value) params.set(param, field === "number" ? value.replace(/[^\d+]/g, "") || value : value);
   }
   const rows = $("#calls-rows");
   try {
-    const page = await api(`/api/v1/activities?${params}`);
+    const page = await api(`/api/v1/calllog?${params}`);
     callsPage.total = page.total;
-    const direction = form.get("direction");
-    const outcome = form.get("outcome");
-    const number = String(form.get("number") || "").replace(/\D/g, "");
-    const items = page.items.filter((a) => {
-      const c = a.call || {};
-      if (direction && c.direction !== direction) return false;
-      if (outcome === "missed" && (c.outcome === "answered" || c.direction !== "inbound")) return false;
-      if (outcome && outcome !== "missed" && c.outcome !== outcome) return false;
-      if (number) {
-        const digits = `${c.caller_raw || ""} ${c.caller_e164 || ""} ${c.callee_raw || ""} ${c.callee_e164 || ""}`.replace(/[^\d ]/g, "");
-        if (!digits.includes(number)) return false;
-      }
-      return true;
-    });
-    await resolveContactNames(items.map((a) => a.contact_id).filter(Boolean));
-    rows.replaceChildren(...items.map(callRow));
-    if (!items.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: "7", class: "empty" }, "No calls match these filters.")));
+    await resolveContactNames(page.items.map((c) => c.contact_id).filter(Boolean));
+    rows.replaceChildren(...page.items.map(callRow));
+    if (!page.items.length) rows.replaceChildren(h("tr", {}, h("td", { colspan: "8", class: "empty" }, "No calls match these filters.")));
     $("#calls-info").textContent = page.total ? `${callsPage.offset + 1}–${callsPage.offset + page.items.length} of ${page.total}` : "";
     $("#calls-prev").disabled = callsPage.offset === 0;
     $("#calls-next").disabled = callsPage.offset + page.items.length >= page.total;
   } catch (err) {
-    if (!(err instanceof AuthError)) rows.replaceChildren(h("tr", {}, h("td", { colspan: "7", class: "error-box" }, `Could not load calls: ${err.message}`)));
+    if (!(err instanceof AuthError)) rows.replaceChildren(h("tr", {}, h("td", { colspan: "8", class: "error-box" }, `Could not load calls: ${err.message}`)));
   }
 }
 
@@ -672,20 +656,29 @@ async function resolveContactNames(ids) {
   }));
 }
 
-function callRow(a) {
-  const c = a.call || {};
+function callRow(c) {
   const outbound = c.direction === "outbound";
-  const number = outbound ? (c.callee_e164 || c.callee_raw) : (c.caller_e164 || c.caller_raw);
+  const number = outbound ? (c.callee_e164 || c.callee) : (c.caller_e164 || c.caller);
+  const contact = c.contact_id
+    ? h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); showView("contacts"); openContact(c.contact_id); } }, contactNames.get(c.contact_id) || `#${c.contact_id}`)
+    : (c.caller_name || "");
+  const play = c.recording_url
+    ? h("button", { type: "button", class: "ghost", onclick: (ev) => {
+      const audio = h("audio", { controls: true, autoplay: true, preload: "none", src: c.recording_url });
+      ev.currentTarget.replaceWith(audio);
+    } }, "▶ Play")
+    : null;
   return h(
     "tr",
-    {},
-    h("td", {}, when(c.started_at || a.created_at)),
+    { dataset: { id: String(c.id) } },
+    h("td", {}, when(c.started_at)),
     h("td", {}, c.direction || ""),
     h("td", {}, number ? phoneLink(number) : h("span", { class: "muted" }, "hidden")),
-    h("td", {}, a.contact_id ? h("a", { href: "#", onclick: (ev) => { ev.preventDefault(); showView("contacts"); openContact(a.contact_id); } }, contactNames.get(a.contact_id) || `#${a.contact_id}`) : (c.caller_name || "")),
-    h("td", {}, c.answered_by || (c.agents || []).join(", ")),
+    h("td", {}, contact),
+    h("td", {}, c.answered_by_name || c.answered_by || (c.agents || []).join(", ")),
     h("td", {}, h("span", { class: "outcome", dataset: { outcome: c.outcome || "" } }, OUTCOMES[c.outcome] || c.outcome || "")),
     h("td", {}, duration(c.talk_seconds)),
+    h("td", {}, play),
   );
 }
 
@@ -856,6 +849,7 @@ async function start() {
   const scopeSel = $("#scope");
   if (me.role === "agent") state.scope = "own";
   if (me.role !== "admin") scopeSel.querySelector('option[value="all"]').remove();
+  $("#supervisor-link").hidden = me.role === "agent";
   if (me.role === "agent") scopeSel.hidden = true;
   else scopeSel.hidden = false;
   if (state.scope === "all" && me.role !== "admin") state.scope = "own";
