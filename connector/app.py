@@ -237,6 +237,27 @@ def make_tracker(directory_ref: Callable[[], Directory]) -> Tracker:
     return CallTracker(user_of=lambda pbx, ext: directory_ref().user_of(pbx, ext))
 
 
+def expose_tracker(tracker: Tracker) -> None:
+    """Publish the sizes of the tracker's tables on /metrics (``connector_tracker_entries``),
+    read at scrape time, so a leak in the call state shows up in monitoring."""
+    from prometheus_client import Gauge
+
+    stats = getattr(tracker, "stats", None)
+    if stats is None:
+        return
+    global _TRACKER_ENTRIES
+    if _TRACKER_ENTRIES is None:
+        _TRACKER_ENTRIES = Gauge(
+            "connector_tracker_entries", "Entries in the call tracker's tables", ["table"]
+        )
+    for table in stats():
+        if table != "ignored":
+            _TRACKER_ENTRIES.labels(table).set_function(lambda t=table: float(stats().get(t, 0)))
+
+
+_TRACKER_ENTRIES: Any = None
+
+
 async def build_runtime(settings: Settings) -> Runtime:
     """Migrate the database, open it, and assemble the runtime (nothing is started yet)."""
     from crm_sync.db import migrate, open_engine
@@ -253,6 +274,7 @@ async def build_runtime(settings: Settings) -> Runtime:
         tracker=tracker,
     )
     holder.append(runtime)
+    expose_tracker(tracker)
     await runtime.reload_directory()
     return runtime
 
