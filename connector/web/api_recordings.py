@@ -86,6 +86,22 @@ async def _load_allowed(request: web.Request) -> tuple[Principal, Any]:
     return who, row
 
 
+def _range_satisfiable(request: web.Request, size: int) -> bool:
+    """False for a malformed Range header or one that selects no byte of the file."""
+    if "Range" not in request.headers:
+        return True
+    try:
+        rng = request.http_range
+    except ValueError:
+        return False
+    start, stop = rng.start, rng.stop
+    if start is None:
+        return True
+    if start < 0:  # a suffix: the last -start bytes
+        return size > 0
+    return start < size and (stop is None or stop > start)
+
+
 async def get_recording(request: web.Request) -> web.StreamResponse:
     """Stream the audio (Range supported) and audit the play."""
     who, row = await _load_allowed(request)
@@ -98,6 +114,10 @@ async def get_recording(request: web.Request) -> web.StreamResponse:
         raise not_found(f"recording {row.id} has no audio")
     if not path.is_file():
         raise not_found(f"the file of recording {row.id} is gone")
+    size = path.stat().st_size
+    if not _range_satisfiable(request, size):
+        # refused before anything is sent, so nothing was played: not audited
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
     from crm_sync.audit import record
 
     async with request.app[RUNTIME].engine.begin() as conn:
