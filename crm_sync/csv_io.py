@@ -5,13 +5,13 @@ Russian (``name``/``ФИО``/``Имя``, ``phone``/``телефон`` - several 
 one cell may hold several numbers separated by ``;`` or ``,`` -, ``email``/``почта``,
 ``company``/``компания``, ``responsible``/``ответственный`` (a user login), ``tags``/``теги``,
 ``notes``/``комментарий``); ``mapping`` overrides (``{"Mobile #": "phone", "Fax": "ignore"}``).
-The delimiter (``,``, ``;`` or tab) is detected; a UTF-8 BOM is accepted.
-
 A bad row is skipped and reported with its line number and reason; good rows are kept. A row
 whose phone (E.164, else national number) belongs to an existing contact - in the database or
 earlier in the file - is merged into that contact (phones, e-mails and tags unioned, notes
-appended). Rows are written in batches, one transaction each, so a long import never holds the
-database for long and a crash keeps the batches already written.
+appended, a missing company or responsible user filled in; the name is kept). Rows are written
+in batches, one transaction each, so a long import never holds the database for long and a
+crash keeps the batches already written. The delimiter is ``,``, ``;`` or tab; the encoding
+UTF-8 (with or without BOM) or Windows-1251.
 
 Export writes a header row and one row per contact; multi-valued cells are ``;`` separated,
 so an exported file imports back unchanged.
@@ -573,9 +573,14 @@ class _Importer:
         current = {
             int(r.id): r
             for r in await conn.execute(
-                select(contacts.c.id, contacts.c.emails, contacts.c.tags, contacts.c.notes).where(
-                    contacts.c.id.in_(ids)
-                )
+                select(
+                    contacts.c.id,
+                    contacts.c.emails,
+                    contacts.c.tags,
+                    contacts.c.notes,
+                    contacts.c.company_id,
+                    contacts.c.responsible_user_id,
+                ).where(contacts.c.id.in_(ids))
             )
         }
         have: dict[int, set[str]] = {i: set() for i in ids}
@@ -603,6 +608,11 @@ class _Importer:
                 values["tags"] = tags
             if row.notes and row.notes not in (old.notes or ""):
                 values["notes"] = f"{old.notes or ''}\n{row.notes}".strip()
+            # a company or responsible user the contact lacks is filled in, never replaced
+            if old.company_id is None and row.company:
+                values["company_id"] = self.company_ids.get(row.company)
+            if old.responsible_user_id is None and row.responsible:
+                values["responsible_user_id"] = self.logins.get(row.responsible)
             added = []
             for p in row.phones:
                 k = phone_key(p.e164, p.national)

@@ -90,7 +90,7 @@ async def test_import_with_bad_rows_duplicates_and_mapping(tmp_path: Path) -> No
         "\n"
         "Олег;не телефон;;;;;;\n"
         '"Multi\nline";+7 926 555 00 11;;;;;;"note\nwith lines"\n'
-        "Existing dup;8 495 765 43 21;;;;;new-tag;\n"
+        "Existing dup;8 495 765 43 21;;;Рога и копыта;;new-tag;\n"
     )
     path = _write(tmp_path / "contacts.csv", text)
     async with migrated_engine(tmp_path) as engine:
@@ -134,6 +134,7 @@ async def test_import_with_bad_rows_duplicates_and_mapping(tmp_path: Path) -> No
             assert by_name["Multi line"].notes == "note\nwith lines"
             assert by_name["Old Timer"].id == old.id
             assert by_name["Old Timer"].tags == ("old", "new-tag")
+            assert by_name["Old Timer"].company_name == "Рога и копыта"  # filled in
             assert len(by_name["Old Timer"].phones) == 1
             actions = (
                 await conn.execute(
