@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -292,15 +292,7 @@ async def _write(
             "callback task for %s/%s refused: %s", event.pbx, event.conversation_id, exc.message
         )
         events = []
-    return LoggedCall(
-        activity_id=activity_id,
-        created=True,
-        contact_id=contact_id,
-        company_id=company_id,
-        responsible_user_id=responsible,
-        contact_created=contact_created,
-        events=tuple(events),
-    )
+    return replace(logged, events=tuple(events))
 
 
 async def log_call(
