@@ -230,6 +230,18 @@ async def _ensure_extensions_free(
             )
 
 
+async def _insert_extensions(conn: AsyncConnection, user_id: int, exts: list[Extension]) -> None:
+    if not exts:
+        return
+    try:
+        await conn.execute(
+            extensions.insert(),
+            [{"user_id": user_id, "pbx": e.pbx, "extension": e.extension} for e in exts],
+        )
+    except IntegrityError as exc:  # taken by a concurrent change since we checked
+        raise Conflict("one of the extensions was just taken", field="extensions") from exc
+
+
 async def _load_users(conn: AsyncConnection, ids: list[int]) -> dict[int, User]:
     if not ids:
         return {}
@@ -311,11 +323,7 @@ async def create_user(
     except IntegrityError as exc:  # a concurrent insert of the same login
         raise Conflict(f"login {login!r} is already taken", field="login") from exc
     user_id = int(result.scalar_one())
-    if exts:
-        await conn.execute(
-            extensions.insert(),
-            [{"user_id": user_id, "pbx": e.pbx, "extension": e.extension} for e in exts],
-        )
+    await _insert_extensions(conn, user_id, exts)
     details = {k: v for k, v in values.items() if k != "password_hash"}
     details["extensions"] = [f"{e.pbx}:{e.extension}" for e in exts]
     details["password_set"] = values["password_hash"] is not None
@@ -374,11 +382,7 @@ async def update_user(
     await conn.execute(update(users).where(users.c.id == user_id).values(**values, updated_at=now))
     if exts is not None:
         await conn.execute(delete(extensions).where(extensions.c.user_id == user_id))
-        if exts:
-            await conn.execute(
-                extensions.insert(),
-                [{"user_id": user_id, "pbx": e.pbx, "extension": e.extension} for e in exts],
-            )
+        await _insert_extensions(conn, user_id, exts)
     details: dict[str, Any] = {k: v for k, v in values.items() if k != "password_hash"}
     if password_set:
         details["password_set"] = True
