@@ -6,7 +6,9 @@ Roles (see DESIGN.md "Security"): ``agent``, ``supervisor`` and ``admin`` are pe
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,11 +18,17 @@ from connector.web.errors import forbidden
 from crm_sync import users
 from crm_sync.auth import Principal
 
+if TYPE_CHECKING:
+    from connector.app import Runtime
+
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "ALL_ROLES",
     "USER_ROLES",
     "json_ok",
     "may_see",
+    "tokens_revoked",
     "user_principal",
     "visible_user_ids",
 ]
@@ -65,3 +73,20 @@ def may_see(ids: list[int] | None, *user_ids: int | None) -> bool:
     if ids is None:
         return True
     return any(u is not None and u in ids for u in user_ids)
+
+
+def tokens_revoked(runtime: Runtime, token_ids: Iterable[int]) -> None:
+    """Tell live connections (the screen-pop hub) that these tokens died, so they close now.
+
+    The hub registers ``runtime.extras["on_token_revoked"]``; without a hub nothing happens.
+    A failing hook is logged and never fails the request (the hub also re-checks tokens on
+    its own every few seconds).
+    """
+    hook = runtime.extras.get("on_token_revoked")
+    if hook is None:
+        return
+    for token_id in token_ids:
+        try:
+            hook(token_id)
+        except Exception:
+            logger.exception("on_token_revoked hook failed for token %s", token_id)

@@ -17,7 +17,7 @@ import time
 
 from aiohttp import web
 
-from connector.web.api_access import json_ok, user_principal
+from connector.web.api_access import json_ok, tokens_revoked, user_principal
 from connector.web.auth import public
 from connector.web.errors import ApiError, bad_request, unauthorized
 from connector.web.keys import RUNTIME
@@ -174,6 +174,7 @@ async def logout(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     async with runtime.engine.begin() as conn:
         await users.revoke_token(conn, who.token_id, actor_id=who.user_id)
+    tokens_revoked(runtime, [who.token_id])
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")
     return response

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connector.web.api_access import json_ok, user_principal
+from connector.web.api_access import json_ok, tokens_revoked, user_principal
 from connector.web.errors import bad_request, forbidden
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
@@ -117,6 +117,7 @@ async def revoke_token(request: web.Request) -> web.Response:
             actor_id=who.user_id,
             owner_id=None if who.is_admin else who.user_id,
         )
+    tokens_revoked(request.app[RUNTIME], [token_id])
     return web.Response(status=204)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from connector.web.api_access import json_ok, user_principal
+from connector.web.api_access import json_ok, tokens_revoked, user_principal
 from connector.web.errors import conflict
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
@@ -70,6 +71,10 @@ def minimal(user: users.User) -> dict[str, Any]:
     }
 
 
+async def _live_token_ids(conn: AsyncConnection, user_id: int) -> list[int]:
+    return [t.id for t in await users.list_tokens(conn, user_id=user_id)]
+
+
 async def list_users(request: web.Request) -> web.Response:
     """Users (minimal fields unless you are an admin), by login, a page at a time."""
     who = user_principal(request)
@@ -121,8 +126,10 @@ async def update_user(request: web.Request) -> web.Response:
         raise conflict("you cannot demote or deactivate yourself; another admin can", "role")
     runtime = request.app[RUNTIME]
     async with runtime.engine.begin() as conn:
+        live = await _live_token_ids(conn, user_id) if body.get("active") is False else []
         user = await users.update_user(conn, user_id, body, actor_id=who.user_id)
     await runtime.reload_directory()
+    tokens_revoked(runtime, live)  # a deactivated user's tokens stop working
     return json_ok(user.to_dict())
 
 
@@ -134,8 +141,10 @@ async def delete_user(request: web.Request) -> web.Response:
         raise conflict("you cannot delete yourself; another admin can", "id")
     runtime = request.app[RUNTIME]
     async with runtime.engine.begin() as conn:
+        live = await _live_token_ids(conn, user_id)
         await users.delete_user(conn, user_id, actor_id=who.user_id)
     await runtime.reload_directory()
+    tokens_revoked(runtime, live)
     return web.Response(status=204)
 
 

@@ -219,3 +219,39 @@ async def test_client_address_behind_a_trusted_proxy(tmp_path: Path) -> None:
         assert addr("10.0.0.1", "203.0.113.7, 10.0.0.1") == "203.0.113.7"
         assert addr("198.51.100.2", "1.2.3.4") == "198.51.100.2"  # not through the proxy
         assert addr("10.0.0.1", None) == "10.0.0.1"
+
+
+async def test_live_connections_are_told_when_tokens_die(tmp_path: Path) -> None:
+    """The hub's hook (runtime.extras["on_token_revoked"]) hears of every revocation."""
+    async with api_world(tmp_path) as w:
+        heard: list[int] = []
+        w.runtime.extras["on_token_revoked"] = heard.append
+        issued = await w.ok("agent_a", "POST", "/api/v1/tokens", {"name": "tab"})
+        await w.ok("agent_a", "DELETE", f"/api/v1/tokens/{issued['id']}")
+        assert heard == [issued["id"]]
+        login = await w.ok(
+            None, "POST", "/api/v1/auth/login", {"login": "agent_a", "password": PASSWORD}
+        )
+        hdrs = {"Authorization": f"Bearer {login['token']}"}
+        assert (await w.client.post("/api/v1/auth/logout", headers=hdrs)).status == 204
+        assert heard[-1] == login["token_id"]
+        b_tokens = [
+            t["id"]
+            for t in (await w.ok("admin", "GET", f"/api/v1/tokens?user_id={w.ids['agent_b']}"))[
+                "items"
+            ]
+        ]
+        await w.ok("admin", "PATCH", f"/api/v1/users/{w.ids['agent_b']}", {"active": False})
+        assert b_tokens and heard[-len(b_tokens) :] == b_tokens
+        a2_tokens = [
+            t["id"]
+            for t in (await w.ok("admin", "GET", f"/api/v1/tokens?user_id={w.ids['agent_a2']}"))[
+                "items"
+            ]
+        ]
+        assert (await w.call("admin", "DELETE", f"/api/v1/users/{w.ids['agent_a2']}"))[0] == 204
+        assert a2_tokens and heard[-len(a2_tokens) :] == a2_tokens
+        # a failing hook never fails the request
+        w.runtime.extras["on_token_revoked"] = lambda token_id: 1 / 0
+        issued = await w.ok("agent_a", "POST", "/api/v1/tokens", {})
+        assert (await w.call("agent_a", "DELETE", f"/api/v1/tokens/{issued['id']}"))[0] == 204
