@@ -186,6 +186,7 @@ function renderCard(call) {
     );
   } else if (card) {
     if (card.error) body.append(h("div", { class: "error-box" }, card.error));
+    if (card.status === "hidden") body.append(h("div", { class: "muted" }, "The caller withheld their number: there is nothing to look up."));
     const primary = card.primary;
     if (primary) {
       const facts = h("dl", { class: "facts" });
@@ -270,6 +271,9 @@ function renderCard(call) {
     ));
   }
   const foot = h("div", { class: "card-foot" });
+  if (call.state === "ringing" && !card && !call.cardPending && call.number && call.number.hidden) {
+    body.append(h("div", { class: "muted" }, "The caller withheld their number."));
+  }
   if (card && card.primary && card.primary.kind === "contact") {
     foot.append(h("button", { type: "button", onclick: () => { showView("contacts"); openContact(card.primary.id); } }, "Open contact"));
   }
@@ -322,6 +326,7 @@ function applyCall(msg) {
   switch (ev.type) {
     case "call.ringing":
       if (call.state !== "talking") call.state = "ringing";
+      if (state.scope === "own" || mine(msg.agent)) call.mine = true;
       if (state.scope !== "own") call.agentText = `Ringing ${agentName(msg.agent)}`;
       if (msg.queue) call.agentText = `Queue ${msg.queue}${call.agentText ? ` · ${call.agentText}` : ""}`;
       break;
@@ -342,6 +347,7 @@ function applyCall(msg) {
       }
       break;
     case "call.transferred":
+      if (mine(msg.to)) call.mine = true;
       if (mine(msg.from) && state.scope === "own") {
         call.state = "closed";
         call.closedText = `Transferred to ${agentName(msg.to)}`;
@@ -384,7 +390,8 @@ function renderLive() {
   live.replaceChildren(...calls.map(renderCard));
   // the corner pop-up shows calls that ring now (and stays while it is the live view too)
   // (on the live view itself the cards are already in front of the agent)
-  const ringing = calls.filter((c) => !c.popHidden && (c.state === "ringing" || (c.state === "closed" && c.popped)));
+  // only calls that ring this user pop up (a supervisor's team view stays in the list)
+  const ringing = calls.filter((c) => c.mine && !c.popHidden && (c.state === "ringing" || (c.state === "closed" && c.popped)));
   pop.replaceChildren(...ringing.map((c) => {
     c.popped = true;
     const el = renderCard(c);
@@ -567,6 +574,7 @@ function applySnapshotCall(c) {
     state.calls.set(c.conversation, {
       conversation: c.conversation, state: c.state, number: c.number, direction: c.direction,
       card: c.card, cardPending: c.card_pending, history: c.history || [],
+      mine: state.scope === "own" || Boolean(state.me && c.agents && c.agents[String(state.me.id)]),
     });
     return;
   }
@@ -675,7 +683,7 @@ function callRow(c) {
     h("td", {}, c.direction || ""),
     h("td", {}, number ? phoneLink(number) : h("span", { class: "muted" }, "hidden")),
     h("td", {}, contact),
-    h("td", {}, c.answered_by_name || c.answered_by || (c.agents || []).join(", ")),
+    h("td", {}, c.answered_by_name || c.answered_by || ((c.agents || []).length ? `rang ${(c.agents || []).join(", ")}` : "")),
     h("td", {}, h("span", { class: "outcome", dataset: { outcome: c.outcome || "" } }, OUTCOMES[c.outcome] || c.outcome || "")),
     h("td", {}, duration(c.talk_seconds)),
     h("td", {}, play),
