@@ -168,10 +168,11 @@ async def _main(phone: Softphone, console: Console) -> int:
 
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(forward_events())]
     link: ConnectorLink | None = None
+    uplink: asyncio.Task[None] | None = None
     if s.token:
         link = ConnectorLink(s.connector_url, s.token.get())
         await link.__aenter__()
-        tasks.append(asyncio.create_task(run_uplink(phone, link)))
+        uplink = asyncio.create_task(run_uplink(phone, link, finish_on_stop=True))
         tasks.append(asyncio.create_task(run_commands(phone, link)))
     else:
         screen.note("no [softphone] token: calls are not reported to the connector")
@@ -202,7 +203,12 @@ async def _main(phone: Softphone, console: Console) -> int:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await phone.stop()
+        await phone.stop()  # ends calls: their last observations still go out
+        if uplink is not None:
+            try:
+                await asyncio.wait_for(uplink, 10)
+            except TimeoutError:
+                logger.warning("the connector did not take the last observations in time")
         if link is not None:
             await link.__aexit__(None, None, None)
     return 0

@@ -203,16 +203,20 @@ async def run_uplink(
     backlog: int = 1000,
     retry_delay: float = 2.0,
     queue: asyncio.Queue[ev.PhoneEvent] | None = None,
+    finish_on_stop: bool = False,
 ) -> None:
-    """Post the phone's calls to the connector until cancelled.
+    """Post the phone's calls to the connector until cancelled (or, with ``finish_on_stop``,
+    until the phone has stopped and its last observations went out or failed once more).
 
     Observations that could not be sent wait (at most ``backlog``, oldest dropped and logged)
     and go out, in order, with the next attempt. A 4xx answer drops the batch (it would never
-    be accepted) and is logged.
+    be accepted) and is logged. The phone's last event is "registration stopped", published
+    after the calls it ended, so nothing is cut off.
     """
     mapper = ObservationMapper(pbx=phone.settings.pbx, extension=phone.settings.username)
     events = queue or phone.listen()
     pending: deque[Observation] = deque()
+    finishing = False
     try:
         while True:
             if pending:
@@ -222,6 +226,12 @@ async def run_uplink(
                     event = None
             else:
                 event = await events.get()
+            if (
+                finish_on_stop
+                and isinstance(event, ev.RegistrationChanged)
+                and event.new is ev.RegistrationState.STOPPED
+            ):
+                finishing = True
             if event is not None:
                 for obs in mapper.handle(event):
                     if len(pending) >= backlog:
@@ -229,6 +239,8 @@ async def run_uplink(
                         logger.error("uplink backlog full; dropped %r", dropped)
                     pending.append(obs)
             if not pending:
+                if finishing:
+                    return
                 continue
             batch = list(pending)
             try:
@@ -239,9 +251,15 @@ async def run_uplink(
                     pending.clear()
                 else:
                     logger.warning("uplink: %s; will retry", exc)
+                if finishing:
+                    if pending:
+                        logger.error("%d observations were not delivered", len(pending))
+                    return
                 continue
             for _ in batch:
                 pending.popleft()
+            if finishing:
+                return
     finally:
         if queue is None:
             phone.unlisten(events)

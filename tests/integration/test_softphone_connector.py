@@ -197,3 +197,31 @@ async def test_click_to_call_reaches_the_softphone(tmp_path: Path) -> None:
             finally:
                 await phone.stop()
                 sipp.stop()
+
+
+async def test_stopping_during_a_call_still_reports_its_end(tmp_path: Path) -> None:
+    write_rtp_pcap(tmp_path / "call.pcap", tone_ulaw(0.5))
+    async with open_runtime(tmp_path) as runtime:
+        _, token = await add_user(runtime, "alice", exts=("alice",), pbx="softphone")
+        ended_sub = runtime.bus.subscribe("test", {CallEnded.TYPE})
+        async with web_client(runtime) as client:
+            base = str(client.make_url("")).rstrip("/")
+            sipp = Sipp("registrar_caller", free_udp_port(), tmp_path).start()
+            phone = Softphone(phone_settings(sipp.port, tmp_path))
+            queue = phone.listen()
+            try:
+                async with ConnectorLink(base, token) as link:
+                    await phone.start()
+                    uplink = asyncio.create_task(run_uplink(phone, link, finish_on_stop=True))
+                    ringing = await next_of(queue, ev.CallRinging)
+                    phone.answer(ringing.call_id)
+                    await next_of(queue, ev.CallAnswered, call_id=ringing.call_id)
+                    await phone.stop()  # hangs up the call in progress
+                    await asyncio.wait_for(uplink, WAIT)  # and the uplink delivers, then ends
+            finally:
+                await phone.stop()
+                sipp.stop()
+            ended = await asyncio.wait_for(ended_sub.get(), WAIT)
+            assert isinstance(ended, CallEnded)
+            assert ended.conversation_id == ringing.call_id
+            assert ended.outcome == Outcome.ANSWERED
