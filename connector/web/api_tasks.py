@@ -2,13 +2,17 @@
 
 Agents see and edit the tasks assigned to them and may create tasks only for themselves;
 supervisors see, assign, edit and delete their team's tasks; admins all. A task outside the
-caller's view answers 403.
+caller's view answers 403. Creating a task, or handing it to someone else, publishes
+``task.created`` so the assignee's console shows it at once.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from aiohttp import web
 
+from connector.events.model import TaskCreated
 from connector.web.api_access import json_ok, may_see, user_principal, visible_user_ids
 from connector.web.errors import forbidden
 from connector.web.keys import RUNTIME
@@ -73,6 +77,27 @@ async def _check_assignee(request: web.Request, who: Principal, assignee_id: int
         )
 
 
+def _announce(request: web.Request, task: tasks.Task) -> None:
+    """Publish task.created so the assignee's console (and webhook subscribers) learn of it."""
+    if task.assignee_id is None:
+        return
+    runtime = request.app[RUNTIME]
+    now = datetime.now(UTC)
+    runtime.publish(
+        TaskCreated(
+            key=f"task.created:{task.id}:{task.updated_at.isoformat()}",
+            pbx="",
+            conversation_id="",
+            occurred_at=task.updated_at,
+            observed_at=now,
+            task_id=task.id,
+            assignee_id=task.assignee_id,
+            title=task.title,
+            number=task.number_e164 or "",
+        )
+    )
+
+
 async def list_tasks(request: web.Request) -> web.Response:
     """Tasks in the caller's view: open ones by due time first."""
     who = user_principal(request)
@@ -107,6 +132,7 @@ async def create_task(request: web.Request) -> web.Response:
     await _check_assignee(request, who, body["assignee_id"])
     async with request.app[RUNTIME].engine.begin() as conn:
         task = await tasks.create_task(conn, body, user_id=who.user_id)
+    _announce(request, task)
     return json_ok(task.to_dict(), status=201)
 
 
@@ -123,11 +149,13 @@ async def update_task(request: web.Request) -> web.Response:
     task_id = path_id(request)
     body = await read_json(request, TASK_BODY, partial=True)
     require_any(body)
-    await _visible_task(request, who, task_id)
+    before = await _visible_task(request, who, task_id)
     if "assignee_id" in body:
         await _check_assignee(request, who, body["assignee_id"])
     async with request.app[RUNTIME].engine.begin() as conn:
         task = await tasks.update_task(conn, task_id, body, user_id=who.user_id)
+    if before.assignee_id != task.assignee_id:
+        _announce(request, task)
     return json_ok(task.to_dict())
 
 

@@ -271,3 +271,32 @@ async def test_calls_are_seen_by_participants_and_their_supervisors(tmp_path: Pa
         assert (await w.call("agent_a2", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 403
         assert (await w.call("sup_a", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 403
         assert (await w.call("admin", "DELETE", f"/api/v1/activities/{call_id}"))[0] == 204
+
+
+async def test_new_and_reassigned_tasks_are_announced_on_the_bus(tmp_path: Path) -> None:
+    from connector.events.model import TaskCreated
+
+    async with api_world(tmp_path) as w:
+        sub = w.runtime.bus.subscribe("test", {TaskCreated.TYPE})
+        task = await w.ok(
+            "sup_a",
+            "POST",
+            "/api/v1/tasks",
+            {"title": "Ring back", "assignee_id": w.ids["agent_a"]},
+        )
+        event = sub.get_nowait()
+        assert isinstance(event, TaskCreated)
+        assert (event.task_id, event.assignee_id, event.title) == (
+            task["id"],
+            w.ids["agent_a"],
+            "Ring back",
+        )
+        await w.ok("sup_a", "PATCH", f"/api/v1/tasks/{task['id']}", {"title": "Ring back soon"})
+        assert sub.get_nowait() is None  # same assignee: nothing new for anyone
+        await w.ok(
+            "sup_a", "PATCH", f"/api/v1/tasks/{task['id']}", {"assignee_id": w.ids["agent_a2"]}
+        )
+        moved = sub.get_nowait()
+        assert isinstance(moved, TaskCreated) and moved.assignee_id == w.ids["agent_a2"]
+        assert moved.key != event.key
+        w.runtime.bus.unsubscribe(sub)
