@@ -35,8 +35,9 @@ class Agents:
 
         async def one(url: str) -> None:
             async with sem:
-                ws = await connect(url, max_queue=None, ping_interval=None, open_timeout=60,
-                                   close_timeout=2)
+                ws = await connect(
+                    url, max_queue=None, ping_interval=None, open_timeout=60, close_timeout=2
+                )
                 if first_frame:
                     await asyncio.wait_for(ws.recv(), 60)
                 self.sockets.append(ws)

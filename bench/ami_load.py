@@ -28,8 +28,16 @@ def _msg(pairs: list[tuple[str, str]]) -> bytes:
     return ("".join(f"{k}: {v}\r\n" for k, v in pairs) + "\r\n").encode()
 
 
-def _channel(prefix: str, channel: str, state: str, number: str, context: str, exten: str,
-             uid: str, linked: str) -> list[tuple[str, str]]:
+def _channel(
+    prefix: str,
+    channel: str,
+    state: str,
+    number: str,
+    context: str,
+    exten: str,
+    uid: str,
+    linked: str,
+) -> list[tuple[str, str]]:
     desc = {"0": "Down", "4": "Ring", "5": "Ringing", "6": "Up"}[state]
     return [
         (prefix + "Channel", channel),
@@ -60,27 +68,48 @@ class Call:
     hangup: bytes
 
 
-def make_call(n: int, extension: str, caller: str) -> Call:
-    """Call number ``n`` (unique ids) from ``caller`` to the agent on ``extension``."""
+def make_call(n: int, extension: str, caller: str, answered: bool = True) -> Call:
+    """Call number ``n`` (unique ids) from ``caller`` to the agent on ``extension``; a call
+    not ``answered`` rings until the caller hangs up (a missed call)."""
     base = 1_800_000_000 + n
     trunk_uid, agent_uid = f"{base}.1", f"{base}.2"
     trunk = f"PJSIP/trunk-{2 * n:08x}"
     phone = f"PJSIP/{extension}-{2 * n + 1:08x}"
     trunk_fields = _channel("", trunk, "4", caller, "from-trunk", DID, trunk_uid, trunk_uid)
     phone_fields = _channel("", phone, "0", extension, "agents", extension, agent_uid, trunk_uid)
-    dest_fields = _channel("Dest", phone, "0", extension, "agents", extension, agent_uid,
-                           trunk_uid)
+    dest_fields = _channel("Dest", phone, "0", extension, "agents", extension, agent_uid, trunk_uid)
     ring = (
         _msg([("Event", "Newchannel"), ("Privilege", "call,all"), *trunk_fields])
         + _msg([("Event", "Newchannel"), ("Privilege", "call,all"), *phone_fields])
-        + _msg([("Event", "DialBegin"), ("Privilege", "call,all"), *trunk_fields, *dest_fields,
-                ("DialString", extension)])
+        + _msg(
+            [
+                ("Event", "DialBegin"),
+                ("Privilege", "call,all"),
+                *trunk_fields,
+                *dest_fields,
+                ("DialString", extension),
+            ]
+        )
     )
-    answer = _msg([("Event", "DialEnd"), ("Privilege", "call,all"), *trunk_fields,
-                   *dest_fields, ("DialStatus", "ANSWER")])
+    answer = _msg(
+        [
+            ("Event", "DialEnd"),
+            ("Privilege", "call,all"),
+            *trunk_fields,
+            *dest_fields,
+            ("DialStatus", "ANSWER" if answered else "CANCEL"),
+        ]
+    )
     hangup = b"".join(
-        _msg([("Event", "Hangup"), ("Privilege", "call,all"), *fields, ("Cause", "16"),
-              ("Cause-txt", "Normal Clearing")])
+        _msg(
+            [
+                ("Event", "Hangup"),
+                ("Privilege", "call,all"),
+                *fields,
+                ("Cause", "16"),
+                ("Cause-txt", "Normal Clearing"),
+            ]
+        )
         for fields in (phone_fields, trunk_fields)
     )
     return Call(trunk_uid, extension, ring, answer, hangup)
@@ -125,8 +154,9 @@ class AmiLoad:
             self._later(self.answer_after, b"".join(c.answer for c in calls))
         self._later(self.hangup_after, b"".join(c.hangup for c in calls))
 
-    async def paced(self, make: Callable[[int], Call], rate: float, seconds: float,
-                    first: int = 0) -> int:
+    async def paced(
+        self, make: Callable[[int], Call], rate: float, seconds: float, first: int = 0
+    ) -> int:
         """Write ``rate`` calls per second for ``seconds``; returns how many were written."""
         interval = 1.0 / rate
         total = int(rate * seconds)

@@ -87,17 +87,23 @@ def _seed(path: object) -> None:
     now = datetime.now(UTC).isoformat(sep=" ")
     db.execute(
         "INSERT INTO users (id, login, name, role, team, active, created_at, updated_at) "
-        "VALUES (1, 'a101', 'Agent 101', 'agent', 'sales', 1, ?, ?)", (now, now))
+        "VALUES (1, 'a101', 'Agent 101', 'agent', 'sales', 1, ?, ?)",
+        (now, now),
+    )
     db.execute("INSERT INTO extensions (user_id, pbx, extension) VALUES (1, 'bench', '101')")
     db.executemany(
         "INSERT INTO contacts (id, name, responsible_user_id, emails, tags, notes, created_at,"
         " updated_at) VALUES (?, ?, 1, '[]', '[]', '', ?, ?)",
-        [(i + 1, f"Contact {i}", now, now) for i in range(10_000)])
+        [(i + 1, f"Contact {i}", now, now) for i in range(10_000)],
+    )
     db.executemany(
         "INSERT INTO phones (contact_id, raw, e164, national, national_rev, label) "
         "VALUES (?, ?, ?, ?, ?, '')",
-        [(i + 1, f"+7916{i:07d}", f"+7916{i:07d}", f"916{i:07d}", f"916{i:07d}"[::-1])
-         for i in range(10_000)])
+        [
+            (i + 1, f"+7916{i:07d}", f"+7916{i:07d}", f"916{i:07d}", f"916{i:07d}"[::-1])
+            for i in range(10_000)
+        ],
+    )
     db.commit()
     db.close()
 
@@ -120,9 +126,18 @@ def _floor(events: list[CallEnded]) -> float:
             "INSERT INTO activities (kind, pbx, conversation_id, direction, outcome, caller_raw,"
             " started_at, ended_at, ring_seconds, talk_seconds, created_at) VALUES "
             "('call', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.pbx, e.conversation_id, str(e.direction), str(e.outcome), e.caller.number,
-             str(e.started_at), str(e.ended_at), e.ring_seconds, e.talk_seconds,
-             str(e.observed_at)),
+            (
+                e.pbx,
+                e.conversation_id,
+                str(e.direction),
+                str(e.outcome),
+                e.caller.number,
+                str(e.started_at),
+                str(e.ended_at),
+                e.ring_seconds,
+                e.talk_seconds,
+                str(e.observed_at),
+            ),
         )
         db.commit()
     elapsed = time.perf_counter() - t0
@@ -138,8 +153,13 @@ def run(n: int = 5_000) -> tuple[list[Measurement], dict[str, object]]:
     rate, floor_rate = n / ours, n / floor
     return [
         Measurement(
-            "call log writes", "call.ended -> stored activity", rate, floor_rate, "calls/s",
-            ">= 2,000 calls/s", rate >= 2000,
+            "call log writes",
+            "call.ended -> stored activity",
+            rate,
+            floor_rate,
+            "calls/s",
+            ">= 2,000 calls/s",
+            rate >= 2000,
             f"{n:,} calls (1 in 4 missed -> callback task), lookup against 10,000 contacts; "
             "floor commits each INSERT like the connector commits each call",
         )

@@ -75,14 +75,25 @@ def run(calls: int = 10_000) -> tuple[list[Measurement], dict[str, object]]:
     ok = rate >= 50_000 and rate > pano_rate
     out = [
         Measurement(
-            "AMI ingest", "codec + tracker", rate, split_rate, "msg/s",
-            ">= 50,000 msg/s, faster than panoramisk's parser", ok,
+            "AMI ingest",
+            "codec + tracker",
+            rate,
+            split_rate,
+            "msg/s",
+            ">= 50,000 msg/s, faster than panoramisk's parser",
+            ok,
             f"{messages:,} messages, {calls:,} calls, {events:,} call events, "
             f"{left} calls left in the tracker; panoramisk's parser alone: {pano_rate:,.0f} msg/s",
         ),
         Measurement(
-            "AMI ingest", "codec only (framing)", _codec_only(chunks), split_rate, "msg/s",
-            "–", None, "our framer without translation and tracking",
+            "AMI ingest",
+            "codec only (framing)",
+            _codec_only(chunks),
+            split_rate,
+            "msg/s",
+            "–",
+            None,
+            "our framer without translation and tracking",
         ),
     ]
     return out, {"ingest_bytes": len(data), "panoramisk_msgs_per_s": pano_rate}

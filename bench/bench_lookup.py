@@ -17,7 +17,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -153,11 +152,17 @@ def _http(path: Path, qs: list[tuple[str, str | None]]) -> list[float]:
     exe = Path(sys.executable).with_name("connector")
     env = {**os.environ, "CONNECTOR_LOGGING__LEVEL": "WARNING"}
     token = _bench_token(path)
-    proc = subprocess.Popen([str(exe), "--config", str(cfg), "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(cfg), "run"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     lat: list[float] = []
     try:
         wait_port(port, 60)
+        import urllib.request
+
         opener = urllib.request.build_opener()
         headers = {"Authorization": f"Bearer {token}"}
         for number, _ in qs[:2000]:
@@ -183,11 +188,15 @@ def _bench_token(path: Path) -> str:
     if not db.execute("SELECT 1 FROM users WHERE login='bench'").fetchone():
         db.execute(
             "INSERT INTO users (login, name, role, team, active, created_at, updated_at) "
-            "VALUES ('bench', 'Bench', 'admin', '', 1, ?, ?)", (now, now))
+            "VALUES ('bench', 'Bench', 'admin', '', 1, ?, ?)",
+            (now, now),
+        )
         uid = db.execute("SELECT id FROM users WHERE login='bench'").fetchone()[0]
         db.execute(
             "INSERT INTO api_tokens (user_id, token_hash, prefix, name, scope, created_at) "
-            "VALUES (?, ?, 'vc_bench', 'bench', 'user', ?)", (uid, hash_token(token), now))
+            "VALUES (?, ?, 'vc_bench', 'bench', 'user', ?)",
+            (uid, hash_token(token), now),
+        )
         db.commit()
     db.close()
     return token
@@ -205,18 +214,34 @@ def run(contacts: int = CONTACTS, n: int = 20_000) -> tuple[list[Measurement], d
     ok = s_lib["p99"] <= 1.0 and s_lib["p99"] <= 3 * s_floor["p99"]
     out = [
         Measurement(
-            "caller lookup", "p99, in-process lookup()", s_lib["p99"], s_floor["p99"], "ms",
-            "p99 <= 1 ms and <= 3x floor", ok,
+            "caller lookup",
+            "p99, in-process lookup()",
+            s_lib["p99"],
+            s_floor["p99"],
+            "ms",
+            "p99 <= 1 ms and <= 3x floor",
+            ok,
             f"{contacts:,} contacts, {2 * contacts:,} numbers, {len(qs):,} lookups "
-            f"(1/3 misses, 6 formats; suffix-only matches count as misses); p50 {s_lib['p50']:.3f} ms; wrong answers: {wrong}",
+            f"(1/3 misses, 6 formats; suffix-only matches count as misses); "
+            f"p50 {s_lib['p50']:.3f} ms; wrong answers: {wrong}",
             samples=lib,
         ),
         Measurement(
-            "caller lookup", "p99, GET /api/v1/lookup", s_http["p99"], s_floor["p99"], "ms",
-            "–", None,
+            "caller lookup",
+            "p99, GET /api/v1/lookup",
+            s_http["p99"],
+            s_floor["p99"],
+            "ms",
+            "–",
+            None,
             f"{len(http):,} sequential HTTP requests to a connector process; "
             f"p50 {s_http['p50']:.3f} ms",
             samples=http,
         ),
     ]
-    return out, {"lookup_library_ms": s_lib, "lookup_floor_ms": s_floor, "lookup_http_ms": s_http}
+    return out, {
+        "lookup_library_ms": s_lib,
+        "lookup_floor_ms": s_floor,
+        "lookup_http_ms": s_http,
+        "samples": {"lookup": lib, "lookup_floor": floor},
+    }

@@ -40,8 +40,9 @@ def _latencies(load: AmiLoad, seen: dict[str, float], ids: list[str]) -> tuple[l
     return out, missing
 
 
-async def _drive(load: AmiLoad, agents: Agents, n_agents: int, rate: float, seconds: float,
-                 burst: int) -> dict[str, Any]:
+async def _drive(
+    load: AmiLoad, agents: Agents, n_agents: int, rate: float, seconds: float, burst: int
+) -> dict[str, Any]:
     def make(k: int) -> Any:
         return make_call(k, agent_extension(k % n_agents), contact_number(k % CONTACTS))
 
@@ -62,8 +63,10 @@ async def _drive(load: AmiLoad, agents: Agents, n_agents: int, rate: float, seco
     b_lat, b_missing = _latencies(load, agents.pops, b_ids)
     c_lat, _ = _latencies(load, agents.cards, ids)
     return {
-        "sustained": s_lat, "sustained_missing": s_missing,
-        "burst": b_lat, "burst_missing": b_missing,
+        "sustained": s_lat,
+        "sustained_missing": s_missing,
+        "burst": b_lat,
+        "burst_missing": b_missing,
         "cards": c_lat,
     }
 
@@ -109,8 +112,9 @@ async def _floor(n_agents: int, rate: float, seconds: float, burst: int) -> dict
         proc.wait(timeout=10)
 
 
-def run(agents: int = 2_000, rate: float = 200, seconds: float = 20,
-        burst: int = 1_000) -> tuple[list[Measurement], dict[str, Any]]:
+def run(
+    agents: int = 2_000, rate: float = 200, seconds: float = 20, burst: int = 1_000
+) -> tuple[list[Measurement], dict[str, Any]]:
     """Measure the connector, then the floor, under the same load."""
     from bench.daemon import raise_nofile
 
@@ -125,8 +129,13 @@ def run(agents: int = 2_000, rate: float = 200, seconds: float = 20,
     n = int(rate * seconds)
     out = [
         Measurement(
-            "pop latency", f"p99, {rate:g} calls/s, {agents:,} agents", s["p99"], fs["p99"], "ms",
-            "p99 <= 10 ms and <= 3x floor", ok,
+            "pop latency",
+            f"p99, {rate:g} calls/s, {agents:,} agents",
+            s["p99"],
+            fs["p99"],
+            "ms",
+            "p99 <= 10 ms and <= 3x floor",
+            ok,
             f"{n:,} calls; p50 {s['p50']:.2f} ms (floor {fs['p50']:.2f}); card in the pop or "
             f"after it: p99 {c['p99']:.2f} ms; lost: {ours['sustained_missing']} "
             f"(floor {floor['sustained_missing']}); {agents:,} agents connected in "
@@ -134,20 +143,30 @@ def run(agents: int = 2_000, rate: float = 200, seconds: float = 20,
             samples=ours["sustained"],
         ),
         Measurement(
-            "pop latency", f"burst of {burst:,} calls, p99", b["p99"], fb["p99"], "ms",
-            "–", None,
+            "pop latency",
+            f"burst of {burst:,} calls, p99",
+            b["p99"],
+            fb["p99"],
+            "ms",
+            "–",
+            None,
             f"{burst:,} DialBegins in one write; p50 {b['p50']:.1f} ms (floor {fb['p50']:.1f}); "
             f"lost: {ours['burst_missing']} (floor {floor['burst_missing']})",
             samples=ours["burst"],
         ),
     ]
     extra = {
-        "pop_sustained_ms": s, "pop_sustained_floor_ms": fs, "pop_burst_ms": b,
-        "pop_burst_floor_ms": fb, "pop_card_ms": c,
+        "pop_sustained_ms": s,
+        "pop_sustained_floor_ms": fs,
+        "pop_burst_ms": b,
+        "pop_burst_floor_ms": fb,
+        "pop_card_ms": c,
         "pop_seconds": round(time.perf_counter() - t0, 1),
         "samples": {
-            "pop": ours["sustained"], "pop_floor": floor["sustained"],
-            "burst": ours["burst"], "burst_floor": floor["burst"],
+            "pop": ours["sustained"],
+            "pop_floor": floor["sustained"],
+            "burst": ours["burst"],
+            "burst_floor": floor["burst"],
         },
     }
     return out, extra

@@ -25,7 +25,8 @@ def make_wav(path: Path, seconds: int = 3600, rate: int = 8000) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     period = [
         int(8000 * math.sin(2 * math.pi * (300 + 80 * math.sin(i / 400)) * i / rate))
-        if (i // 4000) % 3 else 0
+        if (i // 4000) % 3
+        else 0
         for i in range(rate * 6)
     ]
     block = struct.pack(f"<{len(period)}h", *period)
@@ -37,9 +38,9 @@ def make_wav(path: Path, seconds: int = 3600, rate: int = 8000) -> None:
             w.writeframes(block)
 
 
-def run(seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k") -> tuple[
-    list[Measurement], dict[str, object]
-]:
+def run(
+    seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k"
+) -> tuple[list[Measurement], dict[str, object]]:
     """Transcode once with the connector and once with the ffmpeg CLI; compare."""
     from connector.recordings import transcode
 
@@ -53,8 +54,19 @@ def run(seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k") -> tuple[
     dest = out_dir / f"floor.{'ogg' if fmt == 'opus' else fmt}"
     t0 = time.perf_counter()
     subprocess.run(
-        ["ffmpeg", "-y", "-loglevel", "error", "-i", str(src), "-acodec", codec, "-b:a", bitrate,
-         str(dest)],
+        [
+            "ffmpeg",
+            "-y",
+            "-loglevel",
+            "error",
+            "-i",
+            str(src),
+            "-acodec",
+            codec,
+            "-b:a",
+            bitrate,
+            str(dest),
+        ],
         check=True,
     )
     floor = time.perf_counter() - t0
@@ -63,8 +75,13 @@ def run(seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k") -> tuple[
     assert stored is not None
     return [
         Measurement(
-            "recordings", f"transcode 1 h WAV -> {fmt} {bitrate}", ours, floor, "s",
-            ">= 100x real time, <= 1.2x ffmpeg's time", speed >= 100 and ratio <= 1.2,
+            "recordings",
+            f"transcode 1 h WAV -> {fmt} {bitrate}",
+            ours,
+            floor,
+            "s",
+            ">= 100x real time, <= 1.2x ffmpeg's time",
+            speed >= 100 and ratio <= 1.2,
             f"{speed:,.0f}x real time; duration kept {stored.duration_seconds:.0f} s, "
             f"{stored.size_bytes / 1e6:.1f} MB",
         )

@@ -97,8 +97,13 @@ def seed(path: Path, agents: int, contacts: int) -> None:
         "INSERT INTO phones (contact_id, raw, e164, national, national_rev, label) "
         "VALUES (?, ?, ?, ?, ?, '')",
         [
-            (i + 1, contact_number(i), contact_number(i), contact_number(i)[2:],
-             contact_number(i)[2:][::-1])
+            (
+                i + 1,
+                contact_number(i),
+                contact_number(i),
+                contact_number(i)[2:],
+                contact_number(i)[2:][::-1],
+            )
             for i in range(contacts)
         ],
     )
@@ -214,7 +219,7 @@ class Daemon:
         for line in self.get("/metrics").decode().splitlines():
             if line.startswith(name) and not line.startswith("#"):
                 key, _, value = line.rpartition(" ")
-                out[key[len(name):]] = float(value)
+                out[key[len(name) :]] = float(value)
         return out
 
     def hub_url(self, i: int, extra: str = "") -> str:

@@ -37,9 +37,7 @@ async def _agent(ws: ServerConnection) -> None:
 def _relay(block: bytes) -> None:
     if not block.startswith(b"Event: DialBegin\r\n"):
         return
-    fields = dict(
-        line.split(": ", 1) for line in block.decode().split("\r\n") if ": " in line
-    )
+    fields = dict(line.split(": ", 1) for line in block.decode().split("\r\n") if ": " in line)
     ext = fields.get("DestChannel", "").partition("/")[2].rsplit("-", 1)[0]
     frame = json.dumps(
         {

@@ -30,8 +30,11 @@ def scenario_messages(name: str, directory: Path = DATA / "ami") -> list[bytes]:
     raw = (directory / f"{name}.ami").read_bytes()
     body = raw.split(b"\r\n", 1)[1]  # drop the banner line
     blocks = [b + b"\r\n\r\n" for b in body.split(b"\r\n\r\n") if b.strip()]
-    return [b for b in blocks if not b.startswith(b"Response:") and b"FullyBooted" not in b
-            and b"SuccessfulAuth" not in b]
+    return [
+        b
+        for b in blocks
+        if not b.startswith(b"Response:") and b"FullyBooted" not in b and b"SuccessfulAuth" not in b
+    ]
 
 
 def _rewrite(block: bytes, call_no: int) -> bytes:
