@@ -4,7 +4,7 @@ Without names every benchmark runs except the 30-minute soak, whose last stored 
 (bench/results/soak.json, written by ``python -m bench soak``) is included instead. The table
 is printed and written to bench/results/results.md, with results.json and latency.png.
 ``--quick`` uses small sizes (a smoke run of a few minutes); its results go to
-bench/results/quick/ so they never overwrite a full run.
+bench/results/tmp/quick/ (not committed) so they never overwrite a full run.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     if args.quick:
-        common.RESULTS = common.RESULTS / "quick"
+        common.RESULTS = common.RESULTS / "tmp" / "quick"
     measurements: list[Measurement] = []
     extra: dict[str, Any] = {"runs": {}}
     failed: list[str] = []
