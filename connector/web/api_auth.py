@@ -16,6 +16,7 @@ import logging
 import time
 
 from aiohttp import web
+from prometheus_client import Counter
 
 from connector.web.api_access import json_ok, tokens_revoked, user_principal
 from connector.web.auth import public
@@ -97,6 +98,8 @@ class LoginThrottle:
                 self._failures.pop(key, None)
 
 
+LOGINS = Counter("connector_logins_total", "Login attempts, by result", ["result"])
+
 LOGIN_THROTTLE: web.AppKey[LoginThrottle] = web.AppKey("login_throttle", LoginThrottle)
 
 
@@ -138,6 +141,7 @@ async def login(request: web.Request) -> web.Response:
     wait = throttle.retry_after(keys, time.monotonic())
     if wait is not None:
         logger.warning("login throttled for %r from %s", body["login"][:64], keys[1][1])
+        LOGINS.labels("throttled").inc()
         raise ApiError(
             429,
             "too_many_attempts",
@@ -148,8 +152,10 @@ async def login(request: web.Request) -> web.Response:
         if user is None:
             throttle.failed(keys, time.monotonic())
             logger.info("login refused for %r from %s", body["login"][:64], keys[1][1])
+            LOGINS.labels("refused").inc()
             raise unauthorized(LOGIN_FAILED)
         throttle.succeeded(keys)
+        LOGINS.labels("ok").inc()
         issued = await users.issue_token(
             conn, user.id, body.get("token_name") or "login", actor_id=user.id
         )

@@ -141,12 +141,16 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def _count_response(request: web.Request, response: web.StreamResponse) -> None:
-    """Count every response by route pattern (not raw path: the label set stays small)."""
+    """Count every response by route pattern (not raw path: the label set stays small), and
+    log refused input (400, 409, 413, 429 at INFO; other 4xx at DEBUG)."""
     route = request.match_info.route
     resource = route.resource if route is not None else None
     pattern = resource.canonical if resource is not None else "unmatched"
     method = request.method if request.method in STANDARD_METHODS else "OTHER"
     HTTP_RESPONSES.labels(method, pattern, str(response.status)).inc()
+    if 400 <= response.status < 500:
+        level = logging.INFO if response.status in (400, 409, 413, 429) else logging.DEBUG
+        logger.log(level, "%s %s -> %d from %s", method, pattern, response.status, request.remote)
 
 
 ROUTES = [

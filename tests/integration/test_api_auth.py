@@ -162,6 +162,9 @@ async def test_password_guessing_is_throttled(tmp_path: Path) -> None:
         assert (await w.call(None, "POST", "/api/v1/auth/login", right))[0] == 429
         # tokens already issued keep working
         assert (await w.call("agent_a", "GET", "/api/v1/me"))[0] == 200
+        status, metrics = await w.call(None, "GET", "/metrics")
+        assert 'connector_logins_total{result="throttled"}' in metrics
+        assert 'connector_logins_total{result="refused"}' in metrics
 
 
 async def test_change_own_password(tmp_path: Path) -> None:
