@@ -1,4 +1,7 @@
-"""Login, logout and "who am I": ``/api/v1/auth/login``, ``/api/v1/auth/logout``, ``/api/v1/me``.
+"""Login, logout, "who am I" and one's own password.
+
+``POST /api/v1/auth/login``, ``POST /api/v1/auth/logout``, ``GET /api/v1/me``,
+``POST /api/v1/me/password``.
 
 Login trades a login and password for a new API token (shown once) and also sets it as the
 ``vc_token`` cookie (HttpOnly, SameSite=Lax) so the browser console is signed in without
