@@ -64,7 +64,9 @@ def add_parser(subparsers: Any) -> None:
             "time-stamped copy in. For PostgreSQL use pg_dump."
         ),
     )
-    p.add_argument("dest_text", metavar="DEST")
+    p.add_argument(
+        "dest_text", metavar="DEST", help="backup file, or directory for a time-stamped one"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
     p.set_defaults(func=_cmd_backup)
 
@@ -77,7 +79,7 @@ def add_parser(subparsers: Any) -> None:
             "--force is given. The previous database is kept as <name>.before-restore."
         ),
     )
-    r.add_argument("src", type=Path, metavar="SRC")
+    r.add_argument("src", type=Path, metavar="SRC", help="the backup file to restore")
     r.add_argument(
         "--force",
         action="store_true",

@@ -133,7 +133,7 @@ def add_parser(subparsers: Any) -> None:
             "existing contact is merged into it."
         ),
     )
-    imp.add_argument("file", type=Path, metavar="FILE.csv")
+    imp.add_argument("file", type=Path, metavar="FILE.csv", help="the CSV file to import")
     imp.add_argument(
         "--map",
         action="append",
@@ -161,6 +161,6 @@ def add_parser(subparsers: Any) -> None:
         description="Write every contact to a CSV file with a header row (name, phones, "
         "emails, company, responsible, tags, notes); it can be imported back as is.",
     )
-    exp.add_argument("file", type=Path, metavar="FILE.csv")
+    exp.add_argument("file", type=Path, metavar="FILE.csv", help="the CSV file to write")
     exp.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     exp.set_defaults(func=_cmd_export)

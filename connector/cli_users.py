@@ -246,9 +246,15 @@ def add_parser(subparsers: Any) -> None:
     _password_options(add)
     add.set_defaults(func=_cmd_add)
 
-    ls = sub.add_parser("list", help="list users", description="List users (active ones).")
+    ls = sub.add_parser(
+        "list",
+        help="list users",
+        description="List active users with their roles, teams and extensions.",
+    )
     ls.add_argument("--team", default=None, help="only this team")
-    ls.add_argument("--role", choices=("agent", "supervisor", "admin"), default=None)
+    ls.add_argument(
+        "--role", choices=("agent", "supervisor", "admin"), default=None, help="only this role"
+    )
     ls.add_argument("--all", action="store_true", help="include deactivated users")
     ls.set_defaults(func=_cmd_list)
 
@@ -257,7 +263,7 @@ def add_parser(subparsers: Any) -> None:
         help="issue a new API token for a user",
         description="Issue a new API token for LOGIN and print it once (alone on stdout).",
     )
-    tok.add_argument("login")
+    tok.add_argument("login", help="whose token it is")
     tok.add_argument("--name", default="", help="a label to tell tokens apart, e.g. 'laptop'")
     tok.set_defaults(func=_cmd_token)
 
@@ -266,7 +272,7 @@ def add_parser(subparsers: Any) -> None:
         help="list API tokens",
         description="List live API tokens (their first characters only), of LOGIN or everyone.",
     )
-    toks.add_argument("login", nargs="?", default=None)
+    toks.add_argument("login", nargs="?", default=None, help="only this user's tokens")
     toks.add_argument("--all", action="store_true", help="include revoked tokens")
     toks.set_defaults(func=_cmd_tokens)
 
@@ -275,7 +281,7 @@ def add_parser(subparsers: Any) -> None:
         help="revoke an API token",
         description="Revoke the API token with this id (see 'connector users tokens').",
     )
-    rev.add_argument("token_id", type=int, metavar="ID")
+    rev.add_argument("token_id", type=int, metavar="ID", help="the token id")
     rev.set_defaults(func=_cmd_revoke)
 
     pw = sub.add_parser(
@@ -284,6 +290,6 @@ def add_parser(subparsers: Any) -> None:
         description="Set LOGIN's password. Without --password or --password-stdin a random "
         "password is generated and printed once.",
     )
-    pw.add_argument("login")
+    pw.add_argument("login", help="whose password to set")
     _password_options(pw)
     pw.set_defaults(func=_cmd_password)
