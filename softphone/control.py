@@ -33,7 +33,7 @@ class PhoneControl:
                 False, f"extension {request.extension} is not this phone's ({self.pbx})"
             )
         try:
-            call_id = await self.phone.dial(request.number)
+            call_id = await self.phone.dial(request.number, request.call_id or None)
         except SoftphoneError as exc:
             logger.warning("click-to-call %s failed: %s", request.number, exc)
             return OriginateResult(False, str(exc))

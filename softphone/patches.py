@@ -633,15 +633,20 @@ class PatchedSIPClient(SIP.SIPClient):
         return True
 
     def invite(
-        self, number: str, ms: dict[int, dict[str, RTP.PayloadType]], sendtype: Any
+        self,
+        number: str,
+        ms: dict[int, dict[str, RTP.PayloadType]],
+        sendtype: Any,
+        call_id: str | None = None,
     ) -> tuple[SIP.SIPMessage, str, int]:
         """Send an INVITE and wait (bounded) for the first answer; digest-authenticate if asked.
 
         Returns once the callee is trying/ringing. A final error raises :class:`CallFailed`; an
         immediate 200 is kept in :attr:`early_final` for the call object to pick up.
+        ``call_id`` sets the SIP Call-ID (default: a new one).
         """
         branch = "z9hG4bK" + uuid.uuid4().hex[:25]
-        call_id = self.gen_call_id()
+        call_id = call_id or self.gen_call_id()
         sess_id = self.sessID.next()
         invite = self.gen_invite(number, str(sess_id), ms, sendtype, branch, call_id)
         with self.recvLock:
@@ -738,8 +743,12 @@ class PatchedPhone(VoIPPhone):
             hooks=self.hooks,
         )
 
-    def call(self, number: str) -> PatchedCall:
-        """Dial ``number``: blocks until the callee is trying or ringing (bounded)."""
+    def call(self, number: str, call_id: str | None = None) -> PatchedCall:
+        """Dial ``number``: blocks until the callee is trying or ringing (bounded).
+
+        ``call_id`` sets the SIP Call-ID (click-to-call passes the connector's call id, so the
+        call's events carry it).
+        """
         port = self.request_port()
         medias: dict[int, dict[Any, RTP.PayloadType]] = {
             port: {0: RTP.PayloadType.PCMU, 101: RTP.PayloadType.EVENT}
@@ -747,7 +756,7 @@ class PatchedPhone(VoIPPhone):
         try:
             with self.sip.recvLock:  # so no answer is dispatched before the call object exists
                 request, call_id, sess_id = self.sip.invite(
-                    number, medias, RTP.TransmitType.SENDRECV
+                    number, medias, RTP.TransmitType.SENDRECV, call_id
                 )
                 call = PatchedCall(
                     self,

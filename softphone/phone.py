@@ -56,6 +56,7 @@ AudioFactory = Callable[[str, Direction], PhoneAudio]
 
 _DIALABLE = re.compile(r"^[A-Za-z0-9+*#._-]{1,64}$")
 _DTMF = re.compile(r"^[0-9*#A-Da-d]+$")
+_CALL_ID = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -336,14 +337,17 @@ class Softphone:
         self._call(call_id)
         raise HoldNotSupported("hold is not supported: pyVoIP 1.6 cannot send a re-INVITE")
 
-    async def dial(self, number: str) -> str:
+    async def dial(self, number: str, call_id: str | None = None) -> str:
         """Call ``number``; returns the Call-ID once the callee is trying or ringing.
 
         pyVoIP's blocking ``call()`` runs in a thread and is bounded by ``invite_timeout``.
-        Raises :class:`CallFailed` when the callee refuses or never answers.
+        Raises :class:`CallFailed` when the callee refuses or never answers. ``call_id`` sets
+        the SIP Call-ID (letters, digits, ``.-_``; default: a new one).
         """
         if not _DIALABLE.match(number):
             raise CallFailed(f"not a dialable number: {number!r}")
+        if call_id is not None and not _CALL_ID.match(call_id):
+            raise CallFailed(f"not a usable Call-ID: {call_id!r}")
         phone = self._phone
         if phone is None or self._state not in (
             ev.RegistrationState.REGISTERED,
@@ -352,7 +356,7 @@ class Softphone:
             raise InvalidState(f"cannot dial: the phone is {self._state.value}")
         try:
             call = await asyncio.wait_for(
-                self._in_thread(lambda: phone.call(number), "softphone dial"),
+                self._in_thread(lambda: phone.call(number, call_id), "softphone dial"),
                 timeout=self.options.invite_timeout + 5,
             )
         except TimeoutError:

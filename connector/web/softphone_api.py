@@ -7,8 +7,10 @@
   appeared in it, and nobody else may speak about it. Accepted observations go to
   :meth:`connector.app.Runtime.ingest` (tracker, bus, call log, pops).
 * ``GET /api/v1/softphone/commands?wait=N`` is the phone's long poll for click-to-call: the
-  :class:`SoftphoneControl` registered in ``runtime.controls`` under the softphone PBX queues
-  ``{"action": "dial", "number": ...}`` for the user owning the extension.
+  :class:`SoftphoneControl`, registered in ``runtime.controls`` under the softphone PBX once a
+  phone has polled (so deployments without softphones are unaffected), queues
+  ``{"action": "dial", "number": ..., "id": <click-to-call id>}`` for the user owning the
+  extension. The phone uses that id as the SIP Call-ID, so the call's events carry it.
 """
 
 from __future__ import annotations
@@ -231,6 +233,8 @@ async def get_commands(request: web.Request) -> web.Response:
     box = control.mailbox(who.user_id)
     box.polling += 1
     box.seen.set()
+    # Click-to-call may use the softphone PBX once a phone has shown up.
+    request.app[RUNTIME].controls.setdefault(control.pbx, control)
     try:
         if not box.commands and (wait if wait is not None else 25) > 0:
             box.ready.clear()
@@ -266,9 +270,8 @@ ROUTES = [
 
 
 def setup(app: web.Application) -> None:
-    """Add the softphone routes and register the softphone's CallControl."""
+    """Add the softphone routes (the CallControl joins ``runtime.controls`` on a first poll)."""
     runtime = app[RUNTIME]
     control = SoftphoneControl(runtime)
     app[CONTROL] = control
-    runtime.controls.setdefault(control.pbx, control)
     add_routes(app, ROUTES)

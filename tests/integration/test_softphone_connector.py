@@ -18,9 +18,11 @@ import pytest
 from sqlalchemy import select
 
 from connector.app import OriginateRequest
+from connector.clicktocall import ClickToCall
 from connector.config import Secret
 from connector.events.model import CallEnded, Direction, Outcome, Party
 from connector.events.wire import event_to_dict
+from connector.web.softphone_api import CONTROL
 from crm_sync.contacts import create_company, create_contact
 from crm_sync.schema import activities
 from softphone import events as ev
@@ -157,43 +159,64 @@ async def test_observations_endpoint_checks_owner_and_input(tmp_path: Path) -> N
             assert status == 401
 
 
-async def test_click_to_call_reaches_the_softphone(tmp_path: Path) -> None:
+async def test_click_to_call_dials_from_the_softphone(tmp_path: Path) -> None:
     async with open_runtime(tmp_path) as runtime:
         _, token = await add_user(runtime, "alice", exts=("alice",), pbx="softphone")
+        auth = {"Authorization": f"Bearer {token}"}
         async with web_client(runtime) as client:
             base = str(client.make_url("")).rstrip("/")
-            control = runtime.controls["softphone"]
-            request = OriginateRequest(
-                call_id="c2c-1", pbx="softphone", extension="alice", number="79161234567"
+            control = client.server.app[CONTROL]
+            assert "softphone" not in runtime.controls  # no phone has shown up yet
+            direct = await control.originate(
+                OriginateRequest(call_id="x", pbx="softphone", extension="alice", number="1")
             )
-            refused = await control.originate(request)
-            assert not refused.accepted and "no softphone is connected" in refused.reason
+            assert not direct.accepted and "no softphone is connected" in direct.reason
 
-            rtp = free_udp_port()
-            sipp = Sipp("registrar_callee", free_udp_port(), tmp_path, rtpport=rtp).start()
+            sipp = Sipp("registrar_callee", free_udp_port(), tmp_path, rtpport=free_udp_port())
+            sipp.start()
             phone = Softphone(phone_settings(sipp.port, tmp_path))
             queue = phone.listen()
             try:
                 async with ConnectorLink(base, token) as link:
                     await phone.start()
-                    commands = asyncio.create_task(run_commands(phone, link))
+                    clicktocall = ClickToCall(runtime)  # the service behind /api/v1/calls
+                    tasks = [
+                        asyncio.create_task(run_commands(phone, link)),
+                        asyncio.create_task(run_uplink(phone, link)),
+                        asyncio.create_task(clicktocall.run()),
+                    ]
                     try:
-                        # Wait until the phone's long poll is in (bounded), then click.
                         user_id = runtime.directory.user_of("softphone", "alice")
                         assert user_id is not None
                         assert await control.wait_connected(user_id, WAIT)
-                        result = await control.originate(request)
-                        assert result.accepted, result.reason
+                        assert runtime.controls["softphone"] is control
+
+                        # The agent clicks a number: the REST API places the call.
+                        resp = await client.post(
+                            "/api/v1/calls",
+                            json={"to": "+7 916 123-45-67"},
+                            headers={**auth, "Idempotency-Key": "click-1"},
+                        )
+                        placed = await resp.json()
+                        assert resp.status == 202, placed
+                        assert placed["pbx"] == "softphone" and placed["extension"] == "alice"
+
                         ringing = await next_of(queue, ev.CallRinging)
+                        assert ringing.call_id == placed["call_id"]  # the SIP Call-ID
                         assert ringing.direction == Direction.OUTBOUND
-                        assert ringing.remote.number == "79161234567"
+                        assert ringing.remote.number == "+79161234567"
                         await next_of(queue, ev.CallAnswered, call_id=ringing.call_id)
-                        await control.hangup(ringing.call_id)  # unknown owner: no-op
                         phone.hangup(ringing.call_id)
                         await next_of(queue, ev.CallEnded, call_id=ringing.call_id)
+                        # The softphone's observations carry the id: the origination completes.
+                        done = await clicktocall.wait_status(
+                            placed["call_id"], {"completed", "failed"}, WAIT
+                        )
+                        assert done.status == "completed", done.reason
                     finally:
-                        commands.cancel()
-                        await asyncio.gather(commands, return_exceptions=True)
+                        for task in tasks:
+                            task.cancel()
+                        await asyncio.gather(*tasks, return_exceptions=True)
             finally:
                 await phone.stop()
                 sipp.stop()
