@@ -194,7 +194,10 @@ async def lookup(conn: AsyncConnection, number: str, region: str, limit: int = 1
         )
 
     matches = await _owners(conn, list(hits.values()))
-    matches.sort(key=lambda m: (m[0], m[1].rank, 0 if m[1].kind == "contact" else 1, m[1].name))
+    # rank, then the longer common ending, then contacts before companies, then by name
+    matches.sort(
+        key=lambda x: (x[1].rank, x[0], 0 if x[1].kind == "contact" else 1, x[1].name, x[1].id)
+    )
     ranked = [m for _, m in matches][:limit]
     reason = None
     if not ranked:
@@ -232,7 +235,8 @@ def _common_ending(a: str, b: str) -> int:
 async def _owners(
     conn: AsyncConnection, hits: list[tuple[int, int, MatchType, Any]]
 ) -> list[tuple[int, Match]]:
-    """Turn phone hits into one Match per owner (its best hit); returns (sort key, match)."""
+    """Turn phone hits into one Match per owner (its best hit), each with minus the length of
+    the ending its number shares with the input (for sorting)."""
     best_contact: dict[int, tuple[int, int, MatchType, Any]] = {}
     best_company: dict[int, tuple[int, int, MatchType, Any]] = {}
     for hit in hits:
@@ -335,5 +339,4 @@ async def _owners(
                 ),
             )
         )
-    # Sort key: rank first, then longer common ending (more negative), set by the caller.
-    return [(m.rank * 100 + neg, m) for neg, m in out]
+    return out
