@@ -63,6 +63,7 @@ __all__ = [
     "escape_like",
     "merge_contact",
     "parse_phones",
+    "phone_key",
     "update_company",
     "update_contact",
 ]

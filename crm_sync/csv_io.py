@@ -45,6 +45,7 @@ __all__ = [
     "HEADER_ALIASES",
     "EXPORT_HEADER",
     "ImportReport",
+    "ParsedRow",
     "RowError",
     "detect_mapping",
     "export_contacts",
@@ -249,7 +250,7 @@ def detect_mapping(header: list[str], overrides: Mapping[str, str] | None = None
 
 
 @dataclass
-class _Row:
+class ParsedRow:
     """One good data row, checked and normalised."""
 
     line: int
@@ -264,7 +265,7 @@ class _Row:
     def keys(self) -> list[str]:
         return [phone_key(p.e164, p.national) for p in self.phones]
 
-    def absorb(self, other: _Row) -> None:
+    def absorb(self, other: ParsedRow) -> None:
         """Union ``other`` (a later duplicate) into this row."""
         have = set(self.keys())
         for p in other.phones:
@@ -287,7 +288,7 @@ _SPLIT_TAGS = re.compile(r"[;,\n]+")
 
 def parse_row(
     cells: Sequence[str], fields: Sequence[str], line: int, region: str
-) -> _Row | RowError | None:
+) -> ParsedRow | RowError | None:
     """Check one data row: a good row, the reason it is bad, or None for a blank line (pure)."""
     if not any(c.strip() for c in cells):
         return None
@@ -358,7 +359,7 @@ def parse_row(
     note_text = "\n".join(notes)
     if len(note_text) > 20_000:
         return RowError(line, "the notes are longer than 20000 characters")
-    return _Row(
+    return ParsedRow(
         line=line,
         name=name,
         phones=parsed,
@@ -408,7 +409,7 @@ class _Importer:
         self.known: dict[str, int] = {}  # phone key -> contact id
         self.looked_up: set[str] = set()
 
-    async def _resolve_logins(self, conn: AsyncConnection, rows: list[_Row]) -> None:
+    async def _resolve_logins(self, conn: AsyncConnection, rows: list[ParsedRow]) -> None:
         todo = sorted({r.responsible for r in rows if r.responsible} - set(self.logins))
         for chunk in _chunks(todo):
             for row in await conn.execute(
@@ -419,7 +420,7 @@ class _Importer:
             self.logins.setdefault(login, None)
 
     async def _resolve_companies(
-        self, conn: AsyncConnection, rows: list[_Row], now: datetime
+        self, conn: AsyncConnection, rows: list[ParsedRow], now: datetime
     ) -> None:
         todo = sorted({r.company for r in rows if r.company} - set(self.company_ids))
         for chunk in _chunks(todo):
@@ -451,7 +452,7 @@ class _Importer:
                 )
             )
 
-    async def _resolve_phones(self, conn: AsyncConnection, rows: list[_Row]) -> None:
+    async def _resolve_phones(self, conn: AsyncConnection, rows: list[ParsedRow]) -> None:
         keys = {k for r in rows for k in r.keys()} - self.looked_up - set(self.known)
         self.looked_up.update(keys)
         e164s = sorted(k for k in keys if k.startswith("+"))
@@ -477,11 +478,11 @@ class _Importer:
             ):
                 self.known["n" + row.national] = int(row.contact_id)
 
-    async def write_batch(self, conn: AsyncConnection, rows: list[_Row]) -> None:
+    async def write_batch(self, conn: AsyncConnection, rows: list[ParsedRow]) -> None:
         """Write one batch of good rows in the caller's transaction."""
         now = utc_now()
         await self._resolve_logins(conn, rows)
-        good: list[_Row] = []
+        good: list[ParsedRow] = []
         for row in rows:
             if row.responsible and self.logins.get(row.responsible) is None:
                 self.report.skipped.append(
@@ -492,9 +493,9 @@ class _Importer:
         await self._resolve_companies(conn, good, now)
         await self._resolve_phones(conn, good)
 
-        new: list[_Row] = []
+        new: list[ParsedRow] = []
         pending: dict[str, int] = {}  # phone key -> index in new
-        merges: dict[int, _Row] = {}  # existing contact id -> the union of rows merged into it
+        merges: dict[int, ParsedRow] = {}  # existing contact id -> the union of rows merged into it
         for row in good:
             keys = row.keys()
             existing = next((self.known[k] for k in keys if k in self.known), None)
@@ -568,7 +569,9 @@ class _Importer:
         if merges:
             await self._merge(conn, merges, now)
 
-    async def _merge(self, conn: AsyncConnection, merges: dict[int, _Row], now: datetime) -> None:
+    async def _merge(
+        self, conn: AsyncConnection, merges: dict[int, ParsedRow], now: datetime
+    ) -> None:
         ids = sorted(merges)
         current = {
             int(r.id): r
@@ -697,7 +700,7 @@ async def import_contacts(
         header: list[str] | None = None
         fields: list[str] = []
         importer = _Importer(region, user_id, report)
-        batch: list[_Row] = []
+        batch: list[ParsedRow] = []
         last_line = 0
         try:
             for cells in reader:
