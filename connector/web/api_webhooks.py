@@ -36,6 +36,7 @@ from connector.adapters.errors import (
 )
 from connector.adapters.webhook_request import WebhookRequest
 from connector.config import WebhookAccountSettings
+from connector.web.api_auth import client_address
 from connector.web.auth import public
 from connector.web.errors import error_response
 from connector.web.keys import RUNTIME
@@ -71,15 +72,6 @@ def _ip_allowed(account: WebhookAccountSettings, remote: str) -> bool:
                 "%s: allow_ips entry %r is not an address or CIDR", account.pbx_name, entry
             )
     return False
-
-
-def _client_ip(request: web.Request) -> str:
-    remote = request.remote or ""
-    trusted = request.app[RUNTIME].settings.server.trusted_proxies
-    forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and remote in trusted:
-        return forwarded.split(",")[0].strip()
-    return remote
 
 
 def _reject(provider: str, result: str, status: int, code: str, message: str) -> web.Response:
@@ -122,7 +114,7 @@ async def receive(request: web.Request) -> web.StreamResponse:
     label = provider if codec is not None else "unknown"
     if codec is None or account is None:
         return _reject(label, "unknown_account", 404, "not_found", "no such webhook account")
-    if not _ip_allowed(account, _client_ip(request)):
+    if not _ip_allowed(account, client_address(request)):
         return _reject(provider, "forbidden_ip", 403, "forbidden", "source address not allowed")
     limit = runtime.settings.server.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
