@@ -84,6 +84,9 @@ CLIENT_ERRORS = Counter(
 )
 CARDS = Counter("connector_hub_cards_total", "Caller cards built", ["outcome"])
 
+#: Cards built at the same time at most (more wait their turn; their pops do not wait longer).
+CARD_CONCURRENCY = 8
+
 #: A client sending this many bad messages in a row is not a console: it is disconnected.
 MAX_ERRORS_IN_A_ROW = 20
 
@@ -164,6 +167,8 @@ class Hub:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._card_tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
         self._lanes: dict[str, asyncio.Task[None]] = {}
+        self._card_slots = asyncio.Semaphore(CARD_CONCURRENCY)
+        self._pop_waiting: set[str] = set()  # conversations whose pop waits for the card
         runtime.extras["hub"] = self
         runtime.extras["on_token_revoked"] = self.token_revoked
 
@@ -219,7 +224,7 @@ class Hub:
             view = self.state.calls[key]
             view.card_pending = True
             number = view.number.get("raw", "")
-            task = asyncio.create_task(self.card_builder(number, _now()), name=f"card {key}")
+            task = asyncio.create_task(self._build_limited(number), name=f"card {key}")
             self._card_tasks[key] = task
             task.add_done_callback(self._late_card(key, number))
         if adopted:
@@ -230,8 +235,11 @@ class Hub:
     ) -> Callable[[asyncio.Task[dict[str, Any]]], None]:
         def done(t: asyncio.Task[dict[str, Any]]) -> None:
             self._card_tasks.pop(conversation, None)
-            if t.cancelled():
-                return
+            view = self.state.calls.get(conversation)
+            if t.cancelled() or view is None or not view.card_pending:
+                return  # cancelled, the call is over, or the card went inside the pop
+            if conversation in self._pop_waiting:
+                return  # its pop waits for it and will carry it: never a card before its pop
             CARDS.labels("late").inc()
             self._send(self.state.card_ready(conversation, self._card_result(t, number)))
 
@@ -262,6 +270,9 @@ class Hub:
         lane = f"{call.pbx}/{call.conversation_id}"
         before = self._lanes.get(lane)
         waits = isinstance(call, CallRinging | CallTransferred) and self.state.needs_card(call)
+        if before is None and waits and self.settings.lookup_budget_ms == 0:
+            self._begin_card(call)  # no budget: the pop goes now, the card follows
+            waits = False
         if before is None and not waits:
             self._route(call)
             return
@@ -301,24 +312,37 @@ class Hub:
         except Exception:
             logger.exception("hub failed on %s; event skipped", call.TYPE)
 
-    async def _start_card(self, event: CallEvent) -> None:
+    def _begin_card(self, event: CallEvent) -> asyncio.Task[dict[str, Any]]:
+        """Start building the card of ``event``'s call (once per call); late unless awaited."""
         view = self.state.view_of(event, _now())
-        conversation = view.key
         view.card_pending = True
         number = remote_party(event).number
-        task = asyncio.create_task(self.card_builder(number, _now()), name=f"card {conversation}")
-        self._card_tasks[conversation] = task
+        task = asyncio.create_task(self._build_limited(number), name=f"card {view.key}")
+        self._card_tasks[view.key] = task
+        task.add_done_callback(self._late_card(view.key, number))
+        return task
+
+    async def _build_limited(self, number: str) -> dict[str, Any]:
+        # a burst of calls must not flood the store (and the loop) with lookups at once
+        async with self._card_slots:
+            return await self.card_builder(number, _now())
+
+    async def _start_card(self, event: CallEvent) -> None:
+        task = self._begin_card(event)
         budget = self.settings.lookup_budget_ms / 1000
-        if budget > 0:
-            await asyncio.wait({task}, timeout=budget)
-        if task.done():
-            self._card_tasks.pop(conversation, None)
-            card = self._card_result(task, number)
-            CARDS.labels("in_budget").inc()
-            view.card = card
+        conversation = f"{event.pbx}/{event.conversation_id}"
+        self._pop_waiting.add(conversation)
+        try:
+            if budget > 0:
+                await asyncio.wait({task}, timeout=budget)
+        finally:
+            self._pop_waiting.discard(conversation)
+        if task.done() and not task.cancelled():
+            # in budget: the card goes inside the pop (the done callback then finds it built)
+            view = self.state.view_of(event, _now())
+            view.card = self._card_result(task, remote_party(event).number)
             view.card_pending = False
-            return
-        task.add_done_callback(self._late_card(conversation, number))
+            CARDS.labels("in_budget").inc()
 
     def _card_result(self, task: asyncio.Task[dict[str, Any]], number: str) -> dict[str, Any]:
         exc = task.exception()

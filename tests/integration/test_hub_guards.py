@@ -234,3 +234,14 @@ async def test_a_call_waiting_for_its_card_does_not_hold_up_other_calls(tmp_path
             first, second = await recv(a), await recv(a)
             assert first["event"]["type"] == "call.ringing" and first["card"] is not None
             assert second["event"]["type"] == "call.answered"  # the call's order is kept
+
+
+async def test_card_in_budget_rides_in_the_pop_and_is_not_sent_again(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, {"lookup_budget_ms": 10_000}) as env:
+        async with env.connect("anna") as ws:
+            await handshake(ws)
+            env.runtime.bus.publish(ringing("c1", "101", number="+7 999 000-00-02"))
+            pop = await recv(ws)
+            assert pop["type"] == "call" and not pop["card_pending"]
+            assert pop["card"]["status"] == "unknown"
+            await ping_is_next(ws)
