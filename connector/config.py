@@ -296,9 +296,10 @@ def _fail(path: str, rule: str, value: object) -> ConfigError:
 class _Section:
     """Reads one TOML table, checking each key; unknown keys are errors (typos get caught)."""
 
-    def __init__(self, path: str, raw: object) -> None:
+    def __init__(self, path: str, raw: object, environ: Mapping[str, str] | None = None) -> None:
         if not isinstance(raw, Mapping):
             raise _fail(path, "a table", raw)
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.path = path
         self.raw: dict[str, Any] = dict(raw)
         self.used: set[str] = set()
@@ -314,11 +315,11 @@ class _Section:
             var = self.raw[env_key]
             if not isinstance(var, str) or not var:
                 raise _fail(self._key(env_key), "the name of an environment variable", var)
-            if var not in os.environ:
+            if var not in self.environ:
                 raise ConfigError(
                     f"{self._key(env_key)} names environment variable {var}, which is not set"
                 )
-            return os.environ[var]
+            return self.environ[var]
         return self.raw.get(key)
 
     def string(self, key: str, default: str, choices: tuple[str, ...] | None = None) -> str:
@@ -474,7 +475,7 @@ def _logging(s: _Section) -> LoggingSettings:
 def _dial_rules(s: _Section) -> tuple[DialRule, ...]:
     rules = []
     for i, raw in enumerate(s.table_list("dial_rules")):
-        r = _Section(f"{s.path}.dial_rules[{i}]", raw)
+        r = _Section(f"{s.path}.dial_rules[{i}]", raw, s.environ)
         match = r.required_string("match")
         try:
             re.compile(match)
@@ -713,21 +714,24 @@ def settings_from_mapping(
     import copy
 
     tree: dict[str, Any] = copy.deepcopy(dict(raw))
-    _apply_env(tree, os.environ if environ is None else environ)
+    env = os.environ if environ is None else environ
+    _apply_env(tree, env)
     base = (base_dir or Path.cwd()).resolve()
-    top = _Section("", tree)
+    top = _Section("", tree, env)
 
     def sub(name: str) -> _Section:
-        return _Section(name, top._get(name) or {})
+        return _Section(name, top._get(name) or {}, env)
 
     storage = _storage(sub("storage"), base)
-    pbxs = tuple(_pbx(_Section(f"pbx[{i}]", t), base) for i, t in enumerate(top.table_list("pbx")))
+    pbxs = tuple(
+        _pbx(_Section(f"pbx[{i}]", t, env), base) for i, t in enumerate(top.table_list("pbx"))
+    )
     names = [p.name for p in pbxs]
     for n in names:
         if names.count(n) > 1:
             raise ConfigError(f"pbx names must be unique, got {n!r} twice")
     hooks = tuple(
-        _webhook(_Section(f"webhook[{i}]", t)) for i, t in enumerate(top.table_list("webhook"))
+        _webhook(_Section(f"webhook[{i}]", t, env)) for i, t in enumerate(top.table_list("webhook"))
     )
     keys = [(h.provider, h.account) for h in hooks]
     for k in keys:

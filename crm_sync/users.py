@@ -14,6 +14,7 @@ Token plaintext is returned once by :func:`issue_token` and never stored (see
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import re
@@ -558,10 +559,11 @@ async def authenticate(conn: AsyncConnection, login: str, password: str) -> User
             select(users.c.id, users.c.password_hash, users.c.active).where(users.c.login == login)
         )
     ).first()
-    if row is None:
-        auth.verify_password(_dummy_hash(), password)  # same work whether or not the login exists
-        return None
-    if not auth.verify_password(row.password_hash, password) or not row.active:
+    # argon2 takes tens of milliseconds on purpose: run it off the event loop so logins never
+    # delay screen-pops; do the same work whether or not the login exists.
+    stored = row.password_hash if row is not None else await asyncio.to_thread(_dummy_hash)
+    matches = await asyncio.to_thread(auth.verify_password, stored, password)
+    if row is None or not matches or not row.active:
         return None
     return await get_user(conn, int(row.id))
 
