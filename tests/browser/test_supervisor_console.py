@@ -95,6 +95,9 @@ async def test_supervisor_filters_plays_and_exports(tmp_path: Path) -> None:
                 await expect(page.locator("#log tbody tr[data-id]")).to_have_count(7)
                 assert await page.locator("#chart-hourly rect").count() > 0
                 assert await page.locator("#stats tbody tr").count() == 5
+                assert await page.locator("#notice").is_hidden()
+                # the agent filter offers the supervisor's team (and "Anyone")
+                assert await page.locator("select[name=agent] option").count() == 6
 
                 # filter: inbound calls with a recording that reached number 9031112233
                 await page.select_option("select[name=direction]", "inbound")

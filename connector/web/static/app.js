@@ -853,7 +853,6 @@ async function start() {
   $("#me-name").textContent = me.name || me.login;
   const exts = (me.extensions || []).map((e) => (typeof e === "string" ? e : e.extension)).join(", ");
   $("#me-detail").textContent = `${me.role}${me.team ? ` · ${me.team}` : ""}${exts ? ` · ext. ${exts}` : ""}`;
-  $("#supervisor-link").hidden = me.role !== "supervisor" && me.role !== "admin";
   const scopeSel = $("#scope");
   if (me.role === "agent") state.scope = "own";
   if (me.role !== "admin") scopeSel.querySelector('option[value="all"]').remove();
