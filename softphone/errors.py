@@ -12,6 +12,9 @@
      +-- HoldNotSupported           pyVoIP 1.6 cannot put a call on hold
      +-- AudioError                 a WAV file or sound device problem
      +-- LookupFailed               the connector's lookup API did not answer usefully
+     +-- UplinkFailed               the connector refused or did not take observations/commands
+     +-- MalformedMessage           a SIP datagram cannot be understood or answered (also a
+                                    ValueError; raised by the pure helpers in softphone.sipmsg)
 """
 
 from __future__ import annotations
@@ -23,10 +26,12 @@ __all__ = [
     "HoldNotSupported",
     "InvalidState",
     "LookupFailed",
+    "MalformedMessage",
     "PortInUse",
     "RegistrarUnreachable",
     "RegistrationError",
     "SoftphoneError",
+    "UplinkFailed",
 ]
 
 
@@ -68,3 +73,15 @@ class AudioError(SoftphoneError):
 
 class LookupFailed(SoftphoneError):
     """The connector's caller lookup failed."""
+
+
+class UplinkFailed(SoftphoneError):
+    """The connector refused or did not take the observations (``status`` 0: unreachable)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MalformedMessage(SoftphoneError, ValueError):
+    """A SIP datagram is not a message we can understand or answer (the message says why)."""

@@ -27,7 +27,7 @@ from connector.events.model import Observation
 from connector.events.wire import event_to_dict
 from softphone import events as ev
 from softphone.control import PhoneControl
-from softphone.errors import LookupFailed, SoftphoneError
+from softphone.errors import LookupFailed, SoftphoneError, UplinkFailed
 from softphone.observations import ObservationMapper
 from softphone.phone import Softphone
 
@@ -46,14 +46,6 @@ __all__ = [
 OBSERVATIONS_PATH = "/api/v1/softphone/observations"
 COMMANDS_PATH = "/api/v1/softphone/commands"
 LOOKUP_PATH = "/api/v1/lookup"
-
-
-class UplinkFailed(SoftphoneError):
-    """The connector refused or did not take the observations (status and message inside)."""
-
-    def __init__(self, message: str, status: int = 0) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import secrets
 import struct
 
 from connector.events.model import Party
+from softphone.errors import MalformedMessage
 
 __all__ = [
     "ALLOW",
@@ -47,10 +48,6 @@ _COMPACT = {
 }
 _TOKEN = re.compile(r"^[A-Za-z][A-Za-z0-9.!%*_+`'~-]*$")
 _MAX_MESSAGE = 65_535
-
-
-class MalformedMessage(ValueError):
-    """The datagram is not a SIP message we can answer (the message says what is wrong)."""
 
 
 def _head_lines(raw: bytes) -> list[str]:
