@@ -18,7 +18,9 @@ import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -46,6 +48,7 @@ __all__ = [
 OBSERVATIONS_PATH = "/api/v1/softphone/observations"
 COMMANDS_PATH = "/api/v1/softphone/commands"
 LOOKUP_PATH = "/api/v1/lookup"
+RECORDINGS_PATH = "/api/v1/softphone/recordings/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,25 @@ class ConnectorLink:
             raise LookupFailed(f"lookup of {number} failed: {exc}") from exc
         return card_from_lookup(number, data)
 
+    async def upload_recording(self, call_id: str, path: Path) -> int | None:
+        """Send the WAV recorded of call ``call_id``; returns the connector's recording id."""
+        url = self.base_url + RECORDINGS_PATH + quote(call_id, safe="")
+        timeout = aiohttp.ClientTimeout(total=300)
+        try:
+            with open(path, "rb") as wav:
+                async with self.session.put(
+                    url, data=wav, headers={"Content-Type": "audio/wav"}, timeout=timeout
+                ) as resp:
+                    data = await resp.json(content_type=None)
+                    if resp.status != 201:
+                        raise UplinkFailed(
+                            f"recording upload: {resp.status} {_error_message(data)}", resp.status
+                        )
+        except (aiohttp.ClientError, TimeoutError, ValueError, OSError) as exc:
+            raise UplinkFailed(f"recording upload of {path.name} failed: {exc}") from exc
+        rec_id = data.get("recording_id") if isinstance(data, dict) else None
+        return rec_id if isinstance(rec_id, int) else None
+
     async def commands(self, wait: int = 25) -> list[Command]:
         """Wait (long poll, at most ``wait`` s) for click-to-call requests for this agent."""
         url = self.base_url + COMMANDS_PATH
@@ -182,6 +204,17 @@ class ConnectorLink:
         return out
 
 
+async def _upload(link: ConnectorLink, uploads: deque[ev.RecordingSaved]) -> None:
+    while uploads:
+        saved = uploads.popleft()
+        try:
+            rec_id = await link.upload_recording(saved.call_id, saved.path)
+        except UplinkFailed as exc:
+            logger.error("recording of %s not uploaded: %s", saved.call_id, exc)
+            continue
+        logger.info("recording of %s uploaded as %s", saved.call_id, rec_id)
+
+
 def _error_message(data: Any) -> str:
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         return str(data["error"].get("message", ""))
@@ -196,6 +229,7 @@ async def run_uplink(
     retry_delay: float = 2.0,
     queue: asyncio.Queue[ev.PhoneEvent] | None = None,
     finish_on_stop: bool = False,
+    upload_recordings: bool = True,
 ) -> None:
     """Post the phone's calls to the connector until cancelled (or, with ``finish_on_stop``,
     until the phone has stopped and its last observations went out or failed once more).
@@ -203,11 +237,14 @@ async def run_uplink(
     Observations that could not be sent wait (at most ``backlog``, oldest dropped and logged)
     and go out, in order, with the next attempt. A 4xx answer drops the batch (it would never
     be accepted) and is logged. The phone's last event is "registration stopped", published
-    after the calls it ended, so nothing is cut off.
+    after the calls it ended, so nothing is cut off. With ``upload_recordings`` the WAV of each
+    call (:class:`~softphone.events.RecordingSaved`) is sent once its observations went out;
+    a failed upload is logged and not retried.
     """
     mapper = ObservationMapper(pbx=phone.settings.pbx, extension=phone.settings.username)
     events = queue or phone.listen()
     pending: deque[Observation] = deque()
+    uploads: deque[ev.RecordingSaved] = deque()
     finishing = False
     try:
         while True:
@@ -224,6 +261,8 @@ async def run_uplink(
                 and event.new is ev.RegistrationState.STOPPED
             ):
                 finishing = True
+            if upload_recordings and isinstance(event, ev.RecordingSaved) and event.samples:
+                uploads.append(event)
             if event is not None:
                 for obs in mapper.handle(event):
                     if len(pending) >= backlog:
@@ -231,6 +270,7 @@ async def run_uplink(
                         logger.error("uplink backlog full; dropped %r", dropped)
                     pending.append(obs)
             if not pending:
+                await _upload(link, uploads)
                 if finishing:
                     return
                 continue
@@ -250,6 +290,7 @@ async def run_uplink(
                 continue
             for _ in batch:
                 pending.popleft()
+            await _upload(link, uploads)
             if finishing:
                 return
     finally:

@@ -11,16 +11,21 @@
   phone has polled (so deployments without softphones are unaffected), queues
   ``{"action": "dial", "number": ..., "id": <click-to-call id>}`` for the user owning the
   extension. The phone uses that id as the SIP Call-ID, so the call's events carry it.
+* ``PUT /api/v1/softphone/recordings/{conversation_id}`` takes the WAV the phone recorded of a
+  call it reported (only its owner may send it), and hands it to the recording pipeline
+  (transcode, store, link to the call's activity, ``recording.ready``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -37,7 +42,7 @@ from connector.events.model import (
 )
 from connector.events.wire import OBSERVATION_TYPES, WireFormatError, event_from_dict
 from connector.web.api_access import USER_ROLES, json_ok, user_principal
-from connector.web.errors import bad_request, forbidden
+from connector.web.errors import ApiError, bad_request, forbidden, not_found
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
 from connector.web.validation import Field, parse_query, read_json
@@ -249,6 +254,66 @@ async def get_commands(request: web.Request) -> web.Response:
     return json_ok({"commands": commands})
 
 
+async def put_recording(request: web.Request) -> web.Response:
+    """Store the WAV recording of one of the caller's softphone calls."""
+    from sqlalchemy import select
+
+    from connector.recordings import RecordingPipeline
+    from crm_sync.schema import recordings
+
+    who = user_principal(request, *USER_ROLES)
+    runtime = request.app[RUNTIME]
+    conversation_id = request.match_info["conversation_id"]
+    if _owners(runtime).get(conversation_id) != who.user_id:
+        raise not_found(f"you reported no softphone call {conversation_id!r}")
+    settings = runtime.settings.recordings
+    incoming = settings.directory / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(conversation_id.encode()).hexdigest()[:16]
+    name = f"softphone-{digest}-{uuid.uuid4().hex[:8]}.wav"
+    path = incoming / name
+    size = 0
+    try:
+        with open(path, "wb") as out:
+            async for chunk in request.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > settings.max_download_bytes:
+                    raise ApiError(
+                        413, "too_large", f"a recording may be {settings.max_download_bytes} bytes"
+                    )
+                out.write(chunk)
+        with open(path, "rb") as check:
+            head = check.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise bad_request("the body must be a WAV file (RIFF/WAVE)")
+        pipeline = RecordingPipeline(
+            runtime.engine,
+            settings,
+            {runtime.settings.softphone.pbx: incoming},
+            runtime.publish,
+            stable_interval=0.05,
+            appear_timeout=5.0,
+        )
+        rec_id = await pipeline.collect(
+            pbx=runtime.settings.softphone.pbx,
+            conversation_id=conversation_id,
+            source=name,
+            day=datetime.now(UTC),
+        )
+    finally:
+        path.unlink(missing_ok=True)
+    status = ""
+    if rec_id is not None:
+        async with runtime.engine.connect() as conn:
+            status = str(
+                (
+                    await conn.execute(select(recordings.c.status).where(recordings.c.id == rec_id))
+                ).scalar_one()
+            )
+    logger.info("softphone recording of %s from %s: %s", conversation_id, who.login, status)
+    return json_ok({"recording_id": rec_id, "status": status}, status=201)
+
+
 ROUTES = [
     ApiRoute(
         "POST",
@@ -265,6 +330,14 @@ ROUTES = [
         "Long poll of an agent's softphone for click-to-call commands",
         "softphone",
         query=COMMANDS_QUERY,
+    ),
+    ApiRoute(
+        "PUT",
+        "/api/v1/softphone/recordings/{conversation_id}",
+        put_recording,
+        "A softphone uploads the WAV it recorded of one of its calls",
+        "softphone",
+        status=201,
     ),
 ]
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from connector.app import OriginateRequest
 from connector.clicktocall import ClickToCall
 from connector.config import Secret
-from connector.events.model import CallEnded, Direction, Outcome, Party
+from connector.events.model import CallEnded, Direction, Outcome, Party, RecordingReady
 from connector.events.wire import event_to_dict
 from connector.web.softphone_api import CONTROL
 from crm_sync.contacts import create_company, create_contact
@@ -64,6 +64,7 @@ async def test_softphone_call_lands_in_the_call_log(tmp_path: Path) -> None:
                 },
             )
         ended_sub = runtime.bus.subscribe("test", {CallEnded.TYPE})
+        ready_sub = runtime.bus.subscribe("test-recordings", {RecordingReady.TYPE})
         async with web_client(runtime) as client:
             base = str(client.make_url("")).rstrip("/")
             sipp = Sipp("registrar_caller", free_udp_port(), tmp_path).start()
@@ -94,6 +95,11 @@ async def test_softphone_call_lands_in_the_call_log(tmp_path: Path) -> None:
                         assert ended.direction == Direction.INBOUND
                         assert ended.answered_by == "alice"
                         await writer.wait_handled(1, timeout=WAIT)
+                        # The phone's WAV is uploaded, transcoded and stored with the call.
+                        ready = await asyncio.wait_for(ready_sub.get(), WAIT)
+                        assert isinstance(ready, RecordingReady)
+                        assert ready.conversation_id == ringing.call_id
+                        assert ready.duration_seconds > 0.3
                     finally:
                         uplink.cancel()
                         await asyncio.gather(uplink, return_exceptions=True)
@@ -109,6 +115,7 @@ async def test_softphone_call_lands_in_the_call_log(tmp_path: Path) -> None:
         assert row.kind == "call" and row.pbx == "softphone"
         assert row.outcome == "answered" and row.answered_by_user_id == uid
         assert row.caller_raw == "79161234567"
+        assert row.recording_id == ready.recording_id
 
 
 async def test_observations_endpoint_checks_owner_and_input(tmp_path: Path) -> None:
@@ -157,6 +164,20 @@ async def test_observations_endpoint_checks_owner_and_input(tmp_path: Path) -> N
                 assert status == 400, (bad, data)
             status, _ = await post("bogus-token", body)
             assert status == 401
+
+            # Recordings: only the owner of the call, only WAV.
+            async def put(token: str, conversation: str, data: bytes) -> tuple[int, Any]:
+                resp = await client.put(
+                    f"/api/v1/softphone/recordings/{conversation}",
+                    data=data,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                return resp.status, await resp.json()
+
+            status, data = await put(bob, "c-1", b"RIFF\0\0\0\0WAVEfmt ")
+            assert status == 404 and "no softphone call" in data["error"]["message"]
+            status, data = await put(alice, "c-1", b"not a wav at all")
+            assert status == 400 and "WAV" in data["error"]["message"]
 
 
 async def test_click_to_call_dials_from_the_softphone(tmp_path: Path) -> None:
