@@ -4,7 +4,9 @@ Modules: :mod:`softphone.phone` (the asyncio-facing :class:`~softphone.phone.Sof
 :mod:`softphone.patches` (fixes for pyVoIP 1.6.8), :mod:`softphone.sipmsg` (pure SIP helpers),
 :mod:`softphone.audio` (format conversion, WAV and sound device), :mod:`softphone.events`,
 :mod:`softphone.observations` (phone events -> connector observations), :mod:`softphone.link`
-(the connector's HTTP API), :mod:`softphone.cli` (``connector softphone``).
+(the connector's HTTP API: observations, lookup, click-to-call commands, recording upload),
+:mod:`softphone.control` (``CallControl`` of one phone), :mod:`softphone.tui` (the terminal
+screen, pure) and :mod:`softphone.cli` (``connector softphone``). Errors: :mod:`softphone.errors`.
 """
 
 # pyVoIP's modules import each other in a cycle that only resolves when pyVoIP.VoIP is imported
