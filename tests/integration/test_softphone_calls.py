@@ -256,3 +256,17 @@ async def test_hold_is_refused_clearly(sipp_factory, tmp_path, stopper) -> None:
     ringing = await next_of(queue, ev.CallRinging)
     with pytest.raises(HoldNotSupported, match="re-INVITE"):
         phone.hold(ringing.call_id)
+
+
+async def test_auto_answer(sipp_factory, tmp_path, stopper) -> None:
+    write_rtp_pcap(tmp_path / "call.pcap", tone_ulaw(0.2))
+    sipp = sipp_factory("registrar_caller")
+    settings = dataclasses.replace(phone_settings(sipp.port, tmp_path), auto_answer=True)
+    phone = Softphone(settings)
+    stopper.append(phone)
+    queue = phone.listen()
+    await phone.start()
+    ringing = await next_of(queue, ev.CallRinging)
+    await next_of(queue, ev.CallAnswered, call_id=ringing.call_id)  # nobody pressed a key
+    ended = await next_of(queue, ev.CallEnded, call_id=ringing.call_id)
+    assert ended.reason == ev.EndReason.REMOTE_HANGUP

@@ -109,3 +109,11 @@ def test_unreadable_wav_is_an_audio_error(tmp_path: Path) -> None:
         read_wav(bad)
     with pytest.raises(AudioError):
         read_wav(tmp_path / "missing.wav")
+
+
+def test_no_sound_device_falls_back_to_files(tmp_path: Path) -> None:
+    # sounddevice is an optional extra; without it (or without a device) calls use WAV files.
+    from softphone.audio import device_available
+
+    audio = open_audio(use_device=True, source=None, sink=tmp_path / "out.wav")
+    assert isinstance(audio, FileAudio) or device_available()
