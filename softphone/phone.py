@@ -258,9 +258,10 @@ class Softphone:
         phone = self._phone
         try:
             await self._in_thread(phone.start, "softphone start")
-        except SoftphoneError:
+        except SoftphoneError as exc:
             self._running = False
             self._phone = None
+            self._set_state(ev.RegistrationState.FAILED, str(exc))
             raise
         if self._state != ev.RegistrationState.REGISTERED:
             error = self._error or RegistrationError("registration did not complete")

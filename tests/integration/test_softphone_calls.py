@@ -118,6 +118,7 @@ async def test_port_in_use_fails_clearly(sipp_factory, tmp_path, stopper) -> Non
     stopper.append(second)
     with pytest.raises(PortInUse, match="already in use"):
         await second.start()
+    assert second.state == ev.RegistrationState.FAILED and "already in use" in second.reason
 
 
 async def test_incoming_call_audio_dtmf_and_bye(sipp_factory, tmp_path, stopper) -> None:
