@@ -5,7 +5,9 @@ matched contacts and companies (or for the number itself when nobody matches): t
 and notes, the open tasks, the responsible manager and tags. The result is a JSON-ready dict:
 
 ``number``        ``{"raw", "e164", "display", "hidden"}``
-``status``        ``known`` (one match), ``multiple`` (several, ranked), ``unknown``, ``hidden``
+``status``        ``known`` (one match), ``multiple`` (several, ranked), ``unknown``, ``hidden``,
+                  ``possible`` (only numbers with the same last digits: listed, not taken as
+                  the caller)
 ``matches``       every match, best first (see :class:`crm_sync.lookup.Match`), with phones;
                   suffix-only matches are left out when the number matched exactly
 ``primary``       the best match or None; ``company`` its company, ``responsible`` its manager
@@ -13,7 +15,7 @@ and notes, the open tasks, the responsible manager and tags. The result is a JSO
 ``recent_calls``  the last five calls with this number or these contacts, newest first
 ``notes``         the last five notes on these contacts and companies
 ``open_tasks``    open tasks for these contacts, companies or this number
-``create_contact`` for an unknown number: ``{"phone": ...}`` to prefill a new contact
+``create_contact`` when nobody owns the number: ``{"phone": ...}`` to prefill a new contact
 ``explanation``   how the lookup went (variants tried, why nothing matched)
 """
 
@@ -100,7 +102,8 @@ async def build_card(
         }
     result = await lookup(conn, number, region, limit=10)
     found = list(result.matches)
-    if any(m.rank <= 2 for m in found):
+    exact = any(m.rank <= 2 for m in found)
+    if exact:
         # an exact number match makes "same last 7 digits" guesses noise on a card
         found = [m for m in found if m.rank <= 2]
     matches = [m.to_dict() for m in found]
@@ -193,7 +196,8 @@ async def build_card(
         }
         for r in rows
     ]
-    primary = matches[0] if matches else None
+    # only the same last digits: candidates to show, not the caller
+    primary = matches[0] if matches and exact else None
     company: dict[str, Any] | None = None
     tags: list[str] = []
     if primary is not None:
@@ -214,7 +218,12 @@ async def build_card(
         if primary is not None and primary["responsible_user_id"] is not None
         else None
     )
-    status = "unknown" if not matches else ("known" if len(matches) == 1 else "multiple")
+    if not matches:
+        status = "unknown"
+    elif not exact:
+        status = "possible"
+    else:
+        status = "known" if len(matches) == 1 else "multiple"
     return {
         "number": view,
         "status": status,
@@ -226,7 +235,7 @@ async def build_card(
         "recent_calls": recent_calls,
         "notes": notes,
         "open_tasks": open_tasks,
-        "create_contact": {"phone": e164 or number} if not matches else None,
+        "create_contact": {"phone": e164 or number} if primary is None else None,
         "explanation": result.explanation.to_dict(),
         "built_at": now.isoformat(),
     }

@@ -216,3 +216,45 @@ async def test_click_to_call_from_a_contact_reaches_the_pbx(tmp_path: Path) -> N
             # the recorded click-to-call plays back: agent 101's phone rings for this call
             card = page.locator("#live-cards .call-card").first
             await expect(card.locator(".contact-name")).to_have_text("Ivan Petrov")
+
+
+async def test_unknown_caller_becomes_a_contact_and_contacts_can_be_edited(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from connector.events.model import CallRinging, Direction, Party
+
+    async with connector(tmp_path) as stack, chromium() as browser:
+        page = await signed_in(browser, stack.url, "agent101")
+        async with screenshots_on_failure("unknown-caller", page):
+            now = datetime.now(UTC)
+            stack.runtime.publish(
+                CallRinging(
+                    key="u1",
+                    pbx="demo",
+                    conversation_id="u1",
+                    occurred_at=now,
+                    observed_at=now,
+                    direction=Direction.INBOUND,
+                    caller=Party("8 (999) 123-45-67", "New Customer"),
+                    extension="101",
+                )
+            )
+            card = page.locator("#live-cards .call-card")
+            await expect(card.locator(".contact-name")).to_have_text("New Customer")
+            await card.locator("button.create-contact").click()
+            form = page.locator("form.contact-form")
+            await expect(form.locator("input[name=name]")).to_have_value("New Customer")
+            await expect(form.locator("textarea[name=phones]")).to_have_value("+79991234567")
+            await form.locator("input[name=tags]").fill("lead, web")
+            await form.locator("button[type=submit]").click()
+            await expect(page.locator(".contact-title")).to_have_text("New Customer")
+            await expect(page.locator(".contact-phones")).to_contain_text("+79991234567")
+
+            await page.click("button.edit-contact")
+            await page.fill("form.contact-form input[name=name]", "Nina Customer")
+            await page.click("form.contact-form button[type=submit]")
+            await expect(page.locator(".contact-title")).to_have_text("Nina Customer")
+            await page.fill("#contact-q", "8 999 123-45-67")
+            await page.click("#contact-search button[type=submit]")
+            await expect(page.locator(".contact-row")).to_have_count(1)
+            await expect(page.locator(".contact-row")).to_contain_text("Nina Customer")

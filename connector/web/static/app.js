@@ -201,11 +201,12 @@ function renderCard(call) {
     if (card.tags && card.tags.length) {
       body.append(h("div", { class: "tags" }, card.tags.map((t) => h("span", { class: `tag ${t.toLowerCase() === "vip" ? "vip" : ""}` }, t))));
     }
-    if (card.matches && card.matches.length > 1) {
+    const possible = card.status === "possible";
+    if (card.matches && (card.matches.length > 1 || possible)) {
       body.append(h(
         "div",
         { class: "section matches" },
-        h("h3", {}, `${card.matches.length} matches, best first`),
+        h("h3", {}, possible ? "Possible matches (same last digits)" : `${card.matches.length} matches, best first`),
         h("ul", {}, card.matches.map((m) => h(
           "li",
           {},
@@ -214,7 +215,7 @@ function renderCard(call) {
         ))),
       ));
     }
-    if (card.status === "unknown" && card.create_contact) {
+    if (card.create_contact) {
       body.append(h(
         "div",
         { class: "unknown-box" },
@@ -222,7 +223,10 @@ function renderCard(call) {
         h("button", {
           class: "primary create-contact",
           type: "button",
-          onclick: () => openNewContact({ phones: [{ raw: card.create_contact.phone }], name: (call.number && call.number.name) || "" }),
+          onclick: () => {
+            call.popHidden = true; // the agent is on it: the pop-up must not cover the form
+            openNewContact({ phones: [{ raw: card.create_contact.phone }], name: (call.number && call.number.name) || "" });
+          },
         }, "Create contact"),
       ));
     }
@@ -275,7 +279,7 @@ function renderCard(call) {
     body.append(h("div", { class: "muted" }, "The caller withheld their number."));
   }
   if (card && card.primary && card.primary.kind === "contact") {
-    foot.append(h("button", { type: "button", onclick: () => { showView("contacts"); openContact(card.primary.id); } }, "Open contact"));
+    foot.append(h("button", { type: "button", onclick: () => { call.popHidden = true; showView("contacts"); openContact(card.primary.id); } }, "Open contact"));
   }
   foot.append(h("span", { class: "spacer" }));
   if (call.state === "closed" || call.state === "ended") {
