@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Text, cast, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -219,23 +219,6 @@ def phone_key(e164: str | None, national: str) -> str:
     return e164 or "n" + national
 
 
-def _phone_values(
-    parsed: Iterable[tuple[NormalizedPhone, str]], *, contact_id: int | None, company_id: int | None
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "contact_id": contact_id,
-            "company_id": company_id,
-            "raw": p.raw,
-            "e164": p.e164,
-            "national": p.national,
-            "national_rev": p.national_rev,
-            "label": label,
-        }
-        for p, label in parsed
-    ]
-
-
 def _phone_match(number: str, region: str) -> ColumnElement[bool] | None:
     """Condition on ``phones`` for a phone search: a full number (one with an E.164 reading)
     matches its E.164 or national form exactly; a partial one matches numbers ending in its
@@ -298,70 +281,6 @@ def _sql_now(value: Any) -> datetime:
     result = aware(value)
     assert result is not None
     return result
-
-
-async def _load_contacts(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Contact]:
-    if not ids:
-        return {}
-    q = (
-        select(
-            contacts,
-            companies.c.name.label("company_name"),
-            users.c.name.label("responsible_name"),
-        )
-        .select_from(
-            contacts.outerjoin(companies, contacts.c.company_id == companies.c.id).outerjoin(
-                users, contacts.c.responsible_user_id == users.c.id
-            )
-        )
-        .where(contacts.c.id.in_(list(ids)))
-    )
-    rows = (await conn.execute(q)).all()
-    nums = await _phones_of(conn, phones.c.contact_id, [int(r.id) for r in rows])
-    return {
-        int(r.id): Contact(
-            id=int(r.id),
-            name=r.name,
-            company_id=r.company_id,
-            company_name=r.company_name,
-            responsible_user_id=r.responsible_user_id,
-            responsible_name=r.responsible_name,
-            phones=tuple(nums[int(r.id)]),
-            emails=tuple(r.emails or ()),
-            tags=tuple(r.tags or ()),
-            notes=r.notes,
-            created_at=_sql_now(r.created_at),
-            updated_at=_sql_now(r.updated_at),
-        )
-        for r in rows
-    }
-
-
-async def _load_companies(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Company]:
-    if not ids:
-        return {}
-    q = (
-        select(companies, users.c.name.label("responsible_name"))
-        .select_from(companies.outerjoin(users, companies.c.responsible_user_id == users.c.id))
-        .where(companies.c.id.in_(list(ids)))
-    )
-    rows = (await conn.execute(q)).all()
-    nums = await _phones_of(conn, phones.c.company_id, [int(r.id) for r in rows])
-    return {
-        int(r.id): Company(
-            id=int(r.id),
-            name=r.name,
-            responsible_user_id=r.responsible_user_id,
-            responsible_name=r.responsible_name,
-            phones=tuple(nums[int(r.id)]),
-            emails=tuple(r.emails or ()),
-            tags=tuple(r.tags or ()),
-            notes=r.notes,
-            created_at=_sql_now(r.created_at),
-            updated_at=_sql_now(r.updated_at),
-        )
-        for r in rows
-    }
 
 
 async def _parse_entity(
@@ -434,45 +353,107 @@ def _merge_values(
     return out
 
 
-# ---------------------------------------------------------------------------- contacts
+def _entity_fields(r: Any, nums: Mapping[int, list[Phone]]) -> dict[str, Any]:
+    """The fields contacts and companies share, from a loaded row."""
+    return {
+        "id": int(r.id),
+        "name": r.name,
+        "responsible_user_id": r.responsible_user_id,
+        "responsible_name": r.responsible_name,
+        "phones": tuple(nums[int(r.id)]),
+        "emails": tuple(r.emails or ()),
+        "tags": tuple(r.tags or ()),
+        "notes": r.notes,
+        "created_at": _sql_now(r.created_at),
+        "updated_at": _sql_now(r.updated_at),
+    }
 
 
-async def create_contact(
-    conn: AsyncConnection,
-    data: Mapping[str, Any],
-    *,
-    user_id: int | None = None,
-    region: str = "RU",
-    now: datetime | None = None,
-) -> Contact:
-    """Create a contact from ``data`` (see the module docstring); audited as ``contact.create``.
-
-    Raises ValidationError (bad field, unknown company or responsible user).
-    """
-    now = now or utc_now()
-    values, parsed = await _parse_entity(
-        conn, data, CONTACT_FIELDS, "a contact", region, creating=True
-    )
-    result = await conn.execute(
-        contacts.insert().values(**values, created_at=now, updated_at=now).returning(contacts.c.id)
-    )
-    contact_id = int(result.scalar_one())
-    if parsed:
-        await conn.execute(
-            phones.insert(), _phone_values(parsed, contact_id=contact_id, company_id=None)
+async def _load_contacts(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Contact]:
+    if not ids:
+        return {}
+    q = (
+        select(
+            contacts,
+            companies.c.name.label("company_name"),
+            users.c.name.label("responsible_name"),
         )
-    await record(
-        conn, user_id, "contact.create", "contact", contact_id, _audit_view(values, parsed), now=now
+        .select_from(
+            contacts.outerjoin(companies, contacts.c.company_id == companies.c.id).outerjoin(
+                users, contacts.c.responsible_user_id == users.c.id
+            )
+        )
+        .where(contacts.c.id.in_(list(ids)))
     )
-    return await get_contact(conn, contact_id)
+    rows = (await conn.execute(q)).all()
+    nums = await _phones_of(conn, phones.c.contact_id, [int(r.id) for r in rows])
+    return {
+        int(r.id): Contact(
+            **_entity_fields(r, nums), company_id=r.company_id, company_name=r.company_name
+        )
+        for r in rows
+    }
 
 
-async def get_contact(conn: AsyncConnection, contact_id: int) -> Contact:
-    """The contact with ``contact_id``; raises NotFound."""
-    found = (await _load_contacts(conn, [contact_id])).get(contact_id)
-    if found is None:
-        raise NotFound("contact", contact_id)
-    return found
+async def _load_companies(conn: AsyncConnection, ids: Sequence[int]) -> dict[int, Company]:
+    if not ids:
+        return {}
+    q = (
+        select(companies, users.c.name.label("responsible_name"))
+        .select_from(companies.outerjoin(users, companies.c.responsible_user_id == users.c.id))
+        .where(companies.c.id.in_(list(ids)))
+    )
+    rows = (await conn.execute(q)).all()
+    nums = await _phones_of(conn, phones.c.company_id, [int(r.id) for r in rows])
+    return {int(r.id): Company(**_entity_fields(r, nums)) for r in rows}
+
+
+E = TypeVar("E", Contact, Company)
+
+
+@dataclass(frozen=True)
+class _Kind(Generic[E]):
+    """What tells contacts and companies apart; the CRUD below is written once for both."""
+
+    entity: str
+    """``contact`` or ``company``: the NotFound entity and the audit name."""
+    table: Any
+    owner: Any
+    """The ``phones`` column that links a number to this kind of entity."""
+    fields: frozenset[str]
+    load: Callable[[AsyncConnection, Sequence[int]], Awaitable[dict[int, E]]]
+    detach: tuple[Any, ...] = ()
+    """Columns elsewhere that point at this entity; set to null when it is deleted."""
+
+
+_CONTACTS = _Kind[Contact]("contact", contacts, phones.c.contact_id, CONTACT_FIELDS, _load_contacts)
+_COMPANIES = _Kind[Company](
+    "company",
+    companies,
+    phones.c.company_id,
+    COMPANY_FIELDS,
+    _load_companies,
+    detach=(contacts.c.company_id,),
+)
+
+
+def _phone_values(
+    parsed: Iterable[tuple[NormalizedPhone, str]], owner: Any, owner_id: int
+) -> list[dict[str, Any]]:
+    """``phones`` rows for ``parsed``, linked through the ``owner`` column to ``owner_id``."""
+    link: dict[str, int | None] = {"contact_id": None, "company_id": None}
+    link[owner.name] = owner_id
+    return [
+        {
+            **link,
+            "raw": p.raw,
+            "e164": p.e164,
+            "national": p.national,
+            "national_rev": p.national_rev,
+            "label": label,
+        }
+        for p, label in parsed
+    ]
 
 
 async def _require(conn: AsyncConnection, table: Any, entity_id: int, entity: str) -> Any:
@@ -482,108 +463,84 @@ async def _require(conn: AsyncConnection, table: Any, entity_id: int, entity: st
     return row
 
 
-async def update_contact(
+async def _get(conn: AsyncConnection, kind: _Kind[E], entity_id: int) -> E:
+    found = (await kind.load(conn, [entity_id])).get(entity_id)
+    if found is None:
+        raise NotFound(kind.entity, entity_id)
+    return found
+
+
+async def _create(
     conn: AsyncConnection,
-    contact_id: int,
+    kind: _Kind[E],
+    data: Mapping[str, Any],
+    *,
+    user_id: int | None,
+    region: str,
+    now: datetime | None,
+) -> E:
+    now = now or utc_now()
+    table = kind.table
+    values, parsed = await _parse_entity(
+        conn, data, kind.fields, f"a {kind.entity}", region, creating=True
+    )
+    result = await conn.execute(
+        table.insert().values(**values, created_at=now, updated_at=now).returning(table.c.id)
+    )
+    entity_id = int(result.scalar_one())
+    if parsed:
+        await conn.execute(phones.insert(), _phone_values(parsed, kind.owner, entity_id))
+    details = _audit_view(values, parsed)
+    await record(conn, user_id, f"{kind.entity}.create", kind.entity, entity_id, details, now=now)
+    return await _get(conn, kind, entity_id)
+
+
+async def _update(
+    conn: AsyncConnection,
+    kind: _Kind[E],
+    entity_id: int,
     changes: Mapping[str, Any],
     *,
-    user_id: int | None = None,
-    region: str = "RU",
-    now: datetime | None = None,
-) -> Contact:
-    """Change the given fields only; lists given replace the old ones. Audited.
-
-    Raises NotFound, ValidationError.
-    """
+    user_id: int | None,
+    region: str,
+    now: datetime | None,
+) -> E:
     now = now or utc_now()
-    await _require(conn, contacts, contact_id, "contact")
+    table = kind.table
+    await _require(conn, table, entity_id, kind.entity)
     values, parsed = await _parse_entity(
-        conn, changes, CONTACT_FIELDS, "a contact", region, creating=False
+        conn, changes, kind.fields, f"a {kind.entity}", region, creating=False
     )
     await conn.execute(
-        update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now)
+        update(table).where(table.c.id == entity_id).values(**values, updated_at=now)
     )
     if parsed is not None:
-        await conn.execute(delete(phones).where(phones.c.contact_id == contact_id))
+        await conn.execute(delete(phones).where(kind.owner == entity_id))
         if parsed:
-            await conn.execute(
-                phones.insert(), _phone_values(parsed, contact_id=contact_id, company_id=None)
-            )
-    await record(
-        conn, user_id, "contact.update", "contact", contact_id, _audit_view(values, parsed), now=now
-    )
-    return await get_contact(conn, contact_id)
+            await conn.execute(phones.insert(), _phone_values(parsed, kind.owner, entity_id))
+    details = _audit_view(values, parsed)
+    await record(conn, user_id, f"{kind.entity}.update", kind.entity, entity_id, details, now=now)
+    return await _get(conn, kind, entity_id)
 
 
-async def merge_contact(
+async def _delete(
     conn: AsyncConnection,
-    contact_id: int,
+    kind: _Kind[E],
+    entity_id: int,
     *,
-    phones: Sequence[str] = (),
-    emails: Sequence[str] = (),
-    tags: Sequence[str] = (),
-    notes: str = "",
-    user_id: int | None = None,
-    region: str = "RU",
-    now: datetime | None = None,
-) -> Contact:
-    """Add phones, e-mails and tags the contact lacks (union) and append ``notes``. Audited.
-
-    A phone counts as present when its E.164 (or, without one, its national number) is.
-    Raises NotFound, ValidationError.
-    """
-    now = now or utc_now()
-    row = await _require(conn, contacts, contact_id, "contact")
-    parsed = parse_phones(list(phones), region)
-    clean_emails = str_list({"emails": list(emails)}, "emails", max_len=254, email=True)
-    clean_tags = str_list({"tags": list(tags)}, "tags", max_items=100, max_len=100)
-    values = _merge_values(
-        row.emails or [], row.tags or [], row.notes or "", clean_emails, clean_tags, notes
-    )
-    existing = {
-        phone_key(r.e164, r.national)
-        for r in await conn.execute(
-            select(phones_table.c.e164, phones_table.c.national).where(
-                phones_table.c.contact_id == contact_id
-            )
-        )
-    }
-    new_phones = [
-        (p, label) for p, label in parsed if phone_key(p.e164, p.national) not in existing
-    ]
-    if not values and not new_phones:
-        return await get_contact(conn, contact_id)
-    await conn.execute(
-        update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now)
-    )
-    if new_phones:
-        await conn.execute(
-            phones_table.insert(),
-            _phone_values(new_phones, contact_id=contact_id, company_id=None),
-        )
-    details = dict(values)
-    if new_phones:
-        details["phones_added"] = [p.raw for p, _ in new_phones]
-    await record(conn, user_id, "contact.merge", "contact", contact_id, details, now=now)
-    return await get_contact(conn, contact_id)
-
-
-async def delete_contact(
-    conn: AsyncConnection,
-    contact_id: int,
-    *,
-    user_id: int | None = None,
-    now: datetime | None = None,
+    user_id: int | None,
+    now: datetime | None,
 ) -> None:
-    """Delete a contact and its phones (activities and tasks keep a null link). Audited.
-
-    Raises NotFound.
-    """
-    row = await _require(conn, contacts, contact_id, "contact")
-    await conn.execute(delete(phones).where(phones.c.contact_id == contact_id))
-    await conn.execute(delete(contacts).where(contacts.c.id == contact_id))
+    table = kind.table
+    row = await _require(conn, table, entity_id, kind.entity)
+    await conn.execute(delete(phones).where(kind.owner == entity_id))
+    for column in kind.detach:
+        await conn.execute(
+            update(column.table).where(column == entity_id).values({column.name: None})
+        )
+    await conn.execute(delete(table).where(table.c.id == entity_id))
     await record(
-        conn, user_id, "contact.delete", "contact", contact_id, {"name": row.name}, now=now
+        conn, user_id, f"{kind.entity}.delete", kind.entity, entity_id, {"name": row.name}, now=now
     )
 
 
@@ -636,6 +593,145 @@ async def _page_ids(
     return ids, int(total)
 
 
+async def _list(
+    conn: AsyncConnection,
+    kind: _Kind[E],
+    *,
+    name: str | None,
+    phone: str | None,
+    tag: str | None,
+    responsible_user_id: int | None,
+    region: str,
+    limit: int,
+    offset: int,
+    extra: Sequence[ColumnElement[bool]] = (),
+) -> Page[E]:
+    limit, offset = check_page(limit, offset)
+    conds = _filters(
+        kind.table,
+        kind.owner,
+        name=name,
+        phone=phone,
+        tag=tag,
+        responsible_user_id=responsible_user_id,
+        region=region,
+    )
+    if conds is not None:
+        conds.extend(extra)
+    ids, total = await _page_ids(conn, kind.table, conds, limit, offset)
+    loaded = await kind.load(conn, ids)
+    return Page(
+        items=[loaded[i] for i in ids if i in loaded], total=total, limit=limit, offset=offset
+    )
+
+
+# ---------------------------------------------------------------------------- contacts
+
+
+async def create_contact(
+    conn: AsyncConnection,
+    data: Mapping[str, Any],
+    *,
+    user_id: int | None = None,
+    region: str = "RU",
+    now: datetime | None = None,
+) -> Contact:
+    """Create a contact from ``data`` (see the module docstring); audited as ``contact.create``.
+
+    Raises ValidationError (bad field, unknown company or responsible user).
+    """
+    return await _create(conn, _CONTACTS, data, user_id=user_id, region=region, now=now)
+
+
+async def get_contact(conn: AsyncConnection, contact_id: int) -> Contact:
+    """The contact with ``contact_id``; raises NotFound."""
+    return await _get(conn, _CONTACTS, contact_id)
+
+
+async def update_contact(
+    conn: AsyncConnection,
+    contact_id: int,
+    changes: Mapping[str, Any],
+    *,
+    user_id: int | None = None,
+    region: str = "RU",
+    now: datetime | None = None,
+) -> Contact:
+    """Change the given fields only; lists given replace the old ones. Audited.
+
+    Raises NotFound, ValidationError.
+    """
+    return await _update(
+        conn, _CONTACTS, contact_id, changes, user_id=user_id, region=region, now=now
+    )
+
+
+async def merge_contact(
+    conn: AsyncConnection,
+    contact_id: int,
+    *,
+    phones: Sequence[str] = (),
+    emails: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    notes: str = "",
+    user_id: int | None = None,
+    region: str = "RU",
+    now: datetime | None = None,
+) -> Contact:
+    """Add phones, e-mails and tags the contact lacks (union) and append ``notes``. Audited.
+
+    A phone counts as present when its E.164 (or, without one, its national number) is.
+    Raises NotFound, ValidationError.
+    """
+    now = now or utc_now()
+    row = await _require(conn, contacts, contact_id, "contact")
+    parsed = parse_phones(list(phones), region)
+    clean_emails = str_list({"emails": list(emails)}, "emails", max_len=254, email=True)
+    clean_tags = str_list({"tags": list(tags)}, "tags", max_items=100, max_len=100)
+    values = _merge_values(
+        row.emails or [], row.tags or [], row.notes or "", clean_emails, clean_tags, notes
+    )
+    existing = {
+        phone_key(r.e164, r.national)
+        for r in await conn.execute(
+            select(phones_table.c.e164, phones_table.c.national).where(
+                phones_table.c.contact_id == contact_id
+            )
+        )
+    }
+    new_phones = [
+        (p, label) for p, label in parsed if phone_key(p.e164, p.national) not in existing
+    ]
+    if not values and not new_phones:
+        return await get_contact(conn, contact_id)
+    await conn.execute(
+        update(contacts).where(contacts.c.id == contact_id).values(**values, updated_at=now)
+    )
+    if new_phones:
+        await conn.execute(
+            phones_table.insert(), _phone_values(new_phones, phones_table.c.contact_id, contact_id)
+        )
+    details = dict(values)
+    if new_phones:
+        details["phones_added"] = [p.raw for p, _ in new_phones]
+    await record(conn, user_id, "contact.merge", "contact", contact_id, details, now=now)
+    return await get_contact(conn, contact_id)
+
+
+async def delete_contact(
+    conn: AsyncConnection,
+    contact_id: int,
+    *,
+    user_id: int | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Delete a contact and its phones (activities and tasks keep a null link). Audited.
+
+    Raises NotFound.
+    """
+    await _delete(conn, _CONTACTS, contact_id, user_id=user_id, now=now)
+
+
 async def list_contacts(
     conn: AsyncConnection,
     *,
@@ -654,22 +750,17 @@ async def list_contacts(
     E.164 or national form, a partial one (4+ digits) the numbers ending in it; ``tag``: exact
     tag. Raises ValidationError for bad paging.
     """
-    limit, offset = check_page(limit, offset)
-    conds = _filters(
-        contacts,
-        phones.c.contact_id,
+    return await _list(
+        conn,
+        _CONTACTS,
         name=name,
         phone=phone,
         tag=tag,
         responsible_user_id=responsible_user_id,
         region=region,
-    )
-    if conds is not None and company_id is not None:
-        conds.append(contacts.c.company_id == company_id)
-    ids, total = await _page_ids(conn, contacts, conds, limit, offset)
-    loaded = await _load_contacts(conn, ids)
-    return Page(
-        items=[loaded[i] for i in ids if i in loaded], total=total, limit=limit, offset=offset
+        limit=limit,
+        offset=offset,
+        extra=() if company_id is None else (contacts.c.company_id == company_id,),
     )
 
 
@@ -685,32 +776,12 @@ async def create_company(
     now: datetime | None = None,
 ) -> Company:
     """Create a company; audited as ``company.create``. Raises ValidationError."""
-    now = now or utc_now()
-    values, parsed = await _parse_entity(
-        conn, data, COMPANY_FIELDS, "a company", region, creating=True
-    )
-    result = await conn.execute(
-        companies.insert()
-        .values(**values, created_at=now, updated_at=now)
-        .returning(companies.c.id)
-    )
-    company_id = int(result.scalar_one())
-    if parsed:
-        await conn.execute(
-            phones.insert(), _phone_values(parsed, contact_id=None, company_id=company_id)
-        )
-    await record(
-        conn, user_id, "company.create", "company", company_id, _audit_view(values, parsed), now=now
-    )
-    return await get_company(conn, company_id)
+    return await _create(conn, _COMPANIES, data, user_id=user_id, region=region, now=now)
 
 
 async def get_company(conn: AsyncConnection, company_id: int) -> Company:
     """The company with ``company_id``; raises NotFound."""
-    found = (await _load_companies(conn, [company_id])).get(company_id)
-    if found is None:
-        raise NotFound("company", company_id)
-    return found
+    return await _get(conn, _COMPANIES, company_id)
 
 
 async def update_company(
@@ -726,24 +797,9 @@ async def update_company(
 
     Raises NotFound, ValidationError.
     """
-    now = now or utc_now()
-    await _require(conn, companies, company_id, "company")
-    values, parsed = await _parse_entity(
-        conn, changes, COMPANY_FIELDS, "a company", region, creating=False
+    return await _update(
+        conn, _COMPANIES, company_id, changes, user_id=user_id, region=region, now=now
     )
-    await conn.execute(
-        update(companies).where(companies.c.id == company_id).values(**values, updated_at=now)
-    )
-    if parsed is not None:
-        await conn.execute(delete(phones).where(phones.c.company_id == company_id))
-        if parsed:
-            await conn.execute(
-                phones.insert(), _phone_values(parsed, contact_id=None, company_id=company_id)
-            )
-    await record(
-        conn, user_id, "company.update", "company", company_id, _audit_view(values, parsed), now=now
-    )
-    return await get_company(conn, company_id)
 
 
 async def delete_company(
@@ -757,15 +813,7 @@ async def delete_company(
 
     Raises NotFound.
     """
-    row = await _require(conn, companies, company_id, "company")
-    await conn.execute(delete(phones).where(phones.c.company_id == company_id))
-    await conn.execute(
-        update(contacts).where(contacts.c.company_id == company_id).values(company_id=None)
-    )
-    await conn.execute(delete(companies).where(companies.c.id == company_id))
-    await record(
-        conn, user_id, "company.delete", "company", company_id, {"name": row.name}, now=now
-    )
+    await _delete(conn, _COMPANIES, company_id, user_id=user_id, now=now)
 
 
 async def list_companies(
@@ -780,20 +828,16 @@ async def list_companies(
     offset: int = 0,
 ) -> Page[Company]:
     """Companies matching every given filter, by name then id, with the total count."""
-    limit, offset = check_page(limit, offset)
-    conds = _filters(
-        companies,
-        phones.c.company_id,
+    return await _list(
+        conn,
+        _COMPANIES,
         name=name,
         phone=phone,
         tag=tag,
         responsible_user_id=responsible_user_id,
         region=region,
-    )
-    ids, total = await _page_ids(conn, companies, conds, limit, offset)
-    loaded = await _load_companies(conn, ids)
-    return Page(
-        items=[loaded[i] for i in ids if i in loaded], total=total, limit=limit, offset=offset
+        limit=limit,
+        offset=offset,
     )
 
 
