@@ -333,8 +333,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         console.print(table)
         console.print(f"Data lives in {settings.storage.data_dir}. Stop with Ctrl+C.\n")
 
+    async def main() -> None:
+        # seed before the URL is printed, so the first sign-in never races the seeding
+        from connector.app import build_runtime
+
+        runtime = await build_runtime(settings)
+        try:
+            await seed_demo(runtime)
+        finally:
+            await runtime.engine.dispose()
+        await serve(settings, on_ready=ready)
+
     try:
-        asyncio.run(serve(settings, on_ready=ready))
+        asyncio.run(main())
     except KeyboardInterrupt:
         logger.info("stopped")
     except OSError as exc:
