@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 
 from connector.adapters.errors import (
     AmiDecodeError,
@@ -45,48 +45,116 @@ logger = logging.getLogger(__name__)
 __all__ = ["AmiFramer", "AmiMessage", "encode_action"]
 
 _MAX_KEPT_ERRORS = 1000
+_SEP = b"\r\n\r\n"
+#: A message the fast path may take as it is: ``Name: value`` lines joined by CRLF, names of
+#: printable ASCII without ``:`` or spaces, values without CR or LF.
+_CLEAN = re.compile(r"[!-9;-~]+: [^\r\n]*(?:\r\n[!-9;-~]+: [^\r\n]*)*")
+_set = object.__setattr__
 
 
-@dataclass(frozen=True, slots=True)
 class AmiMessage:
     """One AMI message: its ``Key: Value`` headers in wire order (repeats kept).
 
     Header names are matched case-insensitively (``Uniqueid`` and CEL's ``UniqueID`` are the
     same header). Missing headers read as ``""`` (or the given default).
+
+    A message framed from the wire keeps its text and splits it into headers only when a
+    header is first asked for: most AMI events are noise nobody reads past their name.
+    Messages are immutable and compare by their headers.
     """
 
-    headers: tuple[tuple[str, str], ...]
-    _index: dict[str, list[str]] = field(init=False, repr=False, compare=False, hash=False)
+    __slots__ = ("_headers", "_index", "_text")
 
-    def __post_init__(self) -> None:
-        index: dict[str, list[str]] = {}
-        for name, value in self.headers:
-            index.setdefault(name.lower(), []).append(value)
-        object.__setattr__(self, "_index", index)
+    _headers: tuple[tuple[str, str], ...] | None
+    _index: dict[str, str] | None
+    _text: str | None
+
+    def __init__(self, headers: tuple[tuple[str, str], ...]) -> None:
+        _set(self, "_headers", headers)
+        _set(self, "_index", None)
+        _set(self, "_text", None)
+
+    @classmethod
+    def _framed(cls, text: str) -> AmiMessage:
+        """A message whose text the framer has checked: ``Name: value`` lines joined by CRLF,
+        names of printable ASCII without ``:`` or spaces (so each line splits at its first
+        ``": "`` exactly as the line-by-line parser splits it)."""
+        msg = cls.__new__(cls)
+        _set(msg, "_headers", None)
+        _set(msg, "_index", None)
+        _set(msg, "_text", text)
+        return msg
 
     @classmethod
     def of(cls, *pairs: tuple[str, str], **headers: str) -> AmiMessage:
         """Build a message from pairs and keyword headers (tests, fake servers)."""
         return cls(tuple(pairs) + tuple(headers.items()))
 
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """Every ``(name, value)`` in wire order."""
+        headers = self._headers
+        if headers is None:
+            assert self._text is not None
+            headers = tuple(
+                (name, value)
+                for name, _, value in (line.partition(": ") for line in self._text.split("\r\n"))
+            )
+            _set(self, "_headers", headers)
+        return headers
+
+    def _lookup(self) -> dict[str, str]:
+        index = self._index
+        if index is None:
+            # the first value of each name wins: build from the last header to the first
+            index = {name.lower(): value for name, value in reversed(self.headers)}
+            _set(self, "_index", index)
+        return index
+
     def get(self, name: str, default: str = "") -> str:
         """The first value of header ``name`` (case-insensitive), or ``default``."""
-        values = self._index.get(name.lower())
-        return values[0] if values else default
+        return self._lookup().get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a repeated header (``Variable``, ``ChanVariable``), in wire order."""
-        return list(self._index.get(name.lower(), ()))
+        wanted = name.lower()
+        return [value for key, value in self.headers if key.lower() == wanted]
+
+    def mentions(self, text: str) -> bool:
+        """False when ``text`` appears in no header name or value (a cheap pre-filter: an
+        event whose interesting value is absent need not be looked at further)."""
+        if self._text is not None:
+            return text in self._text
+        return any(text in name or text in value for name, value in self.headers)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._index
+        return isinstance(name, str) and name.lower() in self._lookup()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self.headers)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AmiMessage):
+            return NotImplemented
+        return self.headers == other.headers
+
+    def __hash__(self) -> int:
+        return hash(self.headers)
+
+    def __repr__(self) -> str:
+        return f"AmiMessage(headers={self.headers!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"AmiMessage is immutable (cannot set {name!r})")
+
     @property
     def event(self) -> str:
         """The ``Event`` name, or ``""`` for a response."""
+        text = self._text
+        if text is not None and text.startswith("Event: "):
+            # the first header is Event: it is the first value of that name
+            end = text.find("\r\n")
+            return text[7:] if end < 0 else text[7:end]
         return self.get("Event")
 
     @property
@@ -101,6 +169,8 @@ class AmiMessage:
 
     def to_bytes(self) -> bytes:
         """The message as it appears on the wire (CRLF lines and the blank line)."""
+        if self._text is not None:
+            return (self._text + "\r\n\r\n").encode("utf-8")
         text = "".join(f"{name}: {value}\r\n" for name, value in self.headers) + "\r\n"
         return text.encode("utf-8")
 
@@ -124,22 +194,86 @@ class AmiFramer:
         self._msg_bytes = 0
         self._skipping = False
         self._skip_line_has_data = False
+        self._pending = b""
 
     # -- public ---------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         """Consume bytes as they came off the socket; return the messages they complete."""
         out: list[AmiMessage] = []
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
         pos = 0
         size = len(data)
-        fast = True  # tried once per read: after a failure the rest goes line by line
         while pos < size:
-            if fast and not self._skipping and not self._line_bytes and not self._line:
-                fast = False
-                pos = self._feed_lines(data, pos, out)
-                if pos >= size:
-                    break
-            nl = data.find(b"\n", pos)
+            if not self._clean():
+                pos = self._feed_slow(data, pos, size, out, until_clean=True)
+                continue
+            pos = self._feed_fast(data, pos, size, out)
+        return out
+
+    def _clean(self) -> bool:
+        """True between messages: nothing half-read, nothing being skipped, no banner due."""
+        return not (
+            self._skipping or self._headers or self._line_bytes or self._line or self._expect_banner
+        )
+
+    def _feed_fast(self, data: bytes, pos: int, size: int, out: list[AmiMessage]) -> int:
+        """Between messages: cut whole messages at their blank line (CRLF CRLF) in the bytes,
+        decode each once, and keep an incomplete tail as bytes for the next read (so a
+        character split across reads is never decoded in halves). Anything unusual (bare LF,
+        bytes that are not UTF-8, odd lines, a message near the size limit) is handed to the
+        line-by-line parser with exactly its bytes, so errors are reported as it reports them.
+        Returns where it stopped (the end, or where the line-by-line parser must go on)."""
+        if data.count(b"\n", pos, size) != data.count(b"\r\n", pos, size):
+            return self._feed_slow(data, pos, size, out)  # bare LF somewhere: line by line
+        last = data.rfind(_SEP, pos)
+        if last < 0:
+            return self._keep_tail(data, pos, size, out)
+        limit = self.max_message_bytes - 4
+        framed = AmiMessage._framed
+        clean = _CLEAN.fullmatch
+        while pos <= last:
+            sep = data.find(_SEP, pos, last + 4)
+            if sep == pos:
+                pos += 4  # an empty message: blank lines only
+                continue
+            if sep - pos <= limit:
+                block = data[pos:sep]
+                try:
+                    text = block.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = ""
+                if text and clean(text):
+                    low = text.lower()
+                    if low.count("event: ") + low.count("response: ") <= 1:
+                        self.message_count += 1
+                        out.append(framed(text))
+                        pos = sep + 4
+                        continue
+            pos = self._feed_slow(data, pos, sep + 4, out)
+            if not self._clean():
+                return pos
+        if pos < size:
+            return self._keep_tail(data, pos, size, out)
+        return pos
+
+    def _keep_tail(self, data: bytes, pos: int, size: int, out: list[AmiMessage]) -> int:
+        """An incomplete message at the end of the read: keep its bytes (up to the size limit;
+        beyond it the line-by-line parser drops it without buffering)."""
+        if size - pos > self.max_message_bytes:
+            return self._feed_slow(data, pos, size, out)
+        self._pending = data[pos:size]
+        return size
+
+    def _feed_slow(
+        self, data: bytes, pos: int, size: int, out: list[AmiMessage], until_clean: bool = False
+    ) -> int:
+        """Line by line from ``pos`` to ``size`` (or, ``until_clean``, only until a message
+        ends); returns where it stopped."""
+        while pos < size:
+            nl = data.find(b"\n", pos, size)
             end = nl if nl >= 0 else size
             if self._skipping:
                 self._skip(data, pos, end, nl >= 0)
@@ -148,10 +282,15 @@ class AmiFramer:
             else:
                 self._take(data[pos:end], nl >= 0, out)
             pos = end + 1 if nl >= 0 else size
-        return out
+            if until_clean and nl >= 0 and self._clean():
+                break
+        return pos
 
     def feed_eof(self) -> None:
         """The connection closed: a half-received message is recorded as truncated."""
+        if self._pending:
+            pending, self._pending = self._pending, b""
+            self._feed_slow(pending, 0, len(pending), [])
         if self._headers or self._line_bytes:
             self._record(
                 AmiTruncatedMessage(
@@ -170,7 +309,7 @@ class AmiFramer:
     @property
     def pending_bytes(self) -> int:
         """Bytes of the message being received (buffered, not yet complete)."""
-        return self._msg_bytes + self._line_bytes
+        return self._msg_bytes + self._line_bytes + len(self._pending)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -206,37 +345,6 @@ class AmiFramer:
             if not self._skip_line_has_data:
                 self._skipping = False
             self._skip_line_has_data = False
-
-    def _feed_lines(self, data: bytes, pos: int, out: list[AmiMessage]) -> int:
-        """Fast path: decode every complete line from ``pos`` at once if it is all valid UTF-8.
-
-        Returns where it stopped (``pos`` unchanged when the slow path must take over: no
-        complete line, a region too big to decode in one piece, or bytes that are not UTF-8, so
-        errors are reported exactly as the line-by-line path reports them).
-        """
-        last = data.rfind(b"\n", pos)
-        if last < 0 or last - pos > 4 * self.max_message_bytes:
-            return pos
-        try:
-            text = data[pos : last + 1].decode("utf-8")
-        except UnicodeDecodeError:
-            return pos
-        limit = self.max_message_bytes
-        lines = text.split("\n")
-        lines.pop()  # the empty string after the last newline
-        for line in lines:
-            n = (len(line) if line.isascii() else len(line.encode("utf-8"))) + 1
-            if self._skipping:
-                if not line.strip("\r"):
-                    self._skipping = False
-                continue
-            if self._msg_bytes + n - 1 > limit:
-                self._too_large(line_ends=True)
-                continue
-            if line.endswith("\r"):
-                line = line[:-1]
-            self._end_line(line, n, out)
-        return last + 1
 
     def _too_large(self, line_ends: bool) -> None:
         self._start_skipping(

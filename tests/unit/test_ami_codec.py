@@ -98,6 +98,28 @@ def test_bare_lf_and_crlf_mixed() -> None:
     assert msgs[0].action_id == "7"
 
 
+def test_bare_lf_stream_split_anywhere() -> None:
+    data = (
+        b"Asterisk Call Manager/11.0.0\nEvent: Hangup\nUniqueid: 1.4\n\nEvent: Newstate\nA: 1\n\n"
+    )
+    for cut in range(len(data) + 1):
+        framer = AmiFramer()
+        msgs = framer.feed(data[:cut]) + framer.feed(data[cut:])
+        assert [m.event for m in msgs] == ["Hangup", "Newstate"], cut
+        assert framer.pending_bytes == 0 and framer.error_count == 0
+
+
+def test_framed_message_reads_like_a_built_one() -> None:
+    (msg,) = AmiFramer(expect_banner=False).feed(EVENT)
+    built = AmiMessage(msg.headers)
+    assert msg == built and hash(msg) == hash(built)
+    assert msg.event == built.event == "Newchannel"
+    assert msg.get("calleridname") == "ООО Ромашка" and msg.to_bytes() == built.to_bytes() == EVENT
+    assert msg.mentions("Ромашка") and built.mentions("Ромашка") and not msg.mentions("Hangup")
+    with pytest.raises(AttributeError):
+        msg._text = "x"  # type: ignore[misc]
+
+
 def test_originate_response_keeps_its_response_header() -> None:
     framer = AmiFramer(expect_banner=False)
     (msg,) = framer.feed(b"Event: OriginateResponse\r\nResponse: Failure\r\nReason: 3\r\n\r\n")
