@@ -388,7 +388,7 @@ class Hub:
         if token is None:
             await self._refuse(ws, CloseCode.TOKEN_MISSING, "token required", "token_missing")
             return
-        if source == "cookie" and not _same_host(request):
+        if source == "cookie" and not _same_host(request, self._public_hosts()):
             # a page of another site must not ride on the browser's cookie
             await self._refuse(ws, CloseCode.BAD_REQUEST, "origin not allowed", "bad_origin")
             return
@@ -618,6 +618,10 @@ class Hub:
         port = self.bound_port or self.port
         return f"{'wss' if secure else 'ws'}://{host}:{port}{self.settings.path}"
 
+    def _public_hosts(self) -> set[str]:
+        urls = (self.runtime.settings.server.public_url, self.settings.public_url)
+        return {(urlsplit(u).hostname or "").lower() for u in urls if u}
+
     def stats(self) -> dict[str, Any]:
         """Live numbers for status pages."""
         return {
@@ -679,15 +683,16 @@ def _token_of(request: Request, query: dict[str, list[str]]) -> tuple[str | None
     return None, ""
 
 
-def _same_host(request: Request) -> bool:
-    """True unless a browser says the page that opens the socket is on another host."""
+def _same_host(request: Request, public_hosts: set[str]) -> bool:
+    """True unless a browser says the page that opens the socket is on another host (the
+    hub's own Host, or the public host names configured for the server and the hub)."""
     origin = request.headers.get("Origin")
     if not origin:
         return True
     host = request.headers.get("Host", "")
-    origin_host = urlsplit(origin).hostname or ""
-    request_host = urlsplit(f"//{host}").hostname or ""
-    return origin_host.lower() == request_host.lower()
+    origin_host = (urlsplit(origin).hostname or "").lower()
+    request_host = (urlsplit(f"//{host}").hostname or "").lower()
+    return origin_host == request_host or origin_host in public_hosts
 
 
 def hub_components(runtime: Runtime) -> list[Component]:

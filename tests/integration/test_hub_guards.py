@@ -197,13 +197,18 @@ async def test_card_from_the_store_with_zero_budget_follows_the_pop(tmp_path: Pa
 
 
 async def test_foreign_origin_with_cookie_and_endless_garbage_are_closed(tmp_path: Path) -> None:
-    async with running_hub(tmp_path, card_builder=quick_card) as env:
+    async with running_hub(
+        tmp_path, {"public_url": "wss://crm.example.com/ws"}, card_builder=quick_card
+    ) as env:
         cookie = {
             "Cookie": f"vc_token={env.tokens['anna']}",
             "Origin": "http://evil.example",
         }
         async with connect(env.url, proxy=None, additional_headers=cookie) as ws:
             assert await closed_with(ws) == (4400, "origin not allowed")
+        proxied = {"Cookie": f"vc_token={env.tokens['anna']}", "Origin": "https://crm.example.com"}
+        async with connect(env.url, proxy=None, additional_headers=proxied) as ws:
+            hello, _ = await handshake(ws)  # behind a proxy the Host is the proxy's upstream
         same_site = {"Cookie": f"vc_token={env.tokens['anna']}", "Origin": "http://127.0.0.1:9"}
         async with connect(env.url, proxy=None, additional_headers=same_site) as ws:
             hello, _ = await handshake(ws)
