@@ -28,6 +28,7 @@ __all__ = [
     "USER_ROLES",
     "json_ok",
     "may_see",
+    "narrowed_view",
     "tokens_revoked",
     "user_principal",
     "visible_user_ids",
@@ -73,6 +74,21 @@ def may_see(ids: list[int] | None, *user_ids: int | None) -> bool:
     if ids is None:
         return True
     return any(u is not None and u in ids for u in user_ids)
+
+
+async def narrowed_view(
+    conn: AsyncConnection, who: Principal, wanted: int | None, what: str
+) -> list[int] | None:
+    """Whose ``what`` (tasks, activities) a listing shows: ``who``'s view, or only ``wanted``.
+
+    403 when ``wanted`` is outside the view.
+    """
+    ids = await visible_user_ids(conn, who)
+    if wanted is None:
+        return ids
+    if not may_see(ids, wanted):
+        raise forbidden(f"you may list only your own or your team's {what}")
+    return [wanted]
 
 
 def tokens_revoked(runtime: Runtime, token_ids: Iterable[int]) -> None:

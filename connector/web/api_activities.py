@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from connector.web.api_access import json_ok, may_see, user_principal, visible_user_ids
+from connector.web.api_access import (
+    json_ok,
+    may_see,
+    narrowed_view,
+    user_principal,
+    visible_user_ids,
+)
 from connector.web.errors import forbidden
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
@@ -67,12 +73,7 @@ async def list_activities(request: web.Request) -> web.Response:
     query = parse_query(request, LIST_QUERY)
     limit, offset = page_params(query)
     async with request.app[RUNTIME].engine.connect() as conn:
-        ids = await visible_user_ids(conn, who)
-        wanted = query.get("user_id")
-        if wanted is not None:
-            if not may_see(ids, wanted):
-                raise forbidden("you may list only your own or your team's activities")
-            ids = [wanted]
+        ids = await narrowed_view(conn, who, query.get("user_id"), "activities")
         page = await activities.list_activities(
             conn,
             user_ids=ids,

@@ -13,7 +13,13 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from connector.events.model import TaskCreated
-from connector.web.api_access import json_ok, may_see, user_principal, visible_user_ids
+from connector.web.api_access import (
+    json_ok,
+    may_see,
+    narrowed_view,
+    user_principal,
+    visible_user_ids,
+)
 from connector.web.errors import forbidden
 from connector.web.keys import RUNTIME
 from connector.web.openapi import ApiRoute, add_routes
@@ -104,12 +110,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     query = parse_query(request, LIST_QUERY)
     limit, offset = page_params(query)
     async with request.app[RUNTIME].engine.connect() as conn:
-        ids = await visible_user_ids(conn, who)
-        wanted = query.get("assignee_id")
-        if wanted is not None:
-            if not may_see(ids, wanted):
-                raise forbidden("you may list only your own or your team's tasks")
-            ids = [wanted]
+        ids = await narrowed_view(conn, who, query.get("assignee_id"), "tasks")
         page = await tasks.list_tasks(
             conn,
             assignee_ids=ids,
