@@ -44,6 +44,7 @@ from connector.adapters.webhook_request import (
     Decoded,
     WebhookRequest,
     body_digest,
+    outbound_started,
     parse_form,
 )
 from connector.config import WebhookAccountSettings
@@ -298,21 +299,9 @@ def _call(pbx: str, entry: str, data: Mapping[str, Any], path: str) -> Decoded:
     if state == "Appeared":
         outbound = bool(from_ext) and not to_ext and not did
         if outbound:
-            callee = Party(_party_number(dst))
-            obs.append(
-                ConversationStarted(
-                    **base, direction=Direction.OUTBOUND, caller=Party(from_ext), callee=callee
-                )
-            )
-            obs.append(
-                LegRinging(
-                    **base,
-                    leg_id=leg,
-                    caller=Party(from_ext),
-                    callee=callee,
-                    direction=Direction.OUTBOUND,
-                    external=True,
-                    from_extension=from_ext,
+            obs.extend(
+                outbound_started(
+                    **base, leg_id=leg, agent=from_ext, callee=Party(_party_number(dst))
                 )
             )
         else:

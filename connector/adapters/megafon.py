@@ -33,7 +33,14 @@ from connector.adapters.errors import (
     WebhookSignatureError,
     WebhookUnknownEvent,
 )
-from connector.adapters.webhook_request import Decoded, WebhookRequest, parse_form, require
+from connector.adapters.webhook_request import (
+    Decoded,
+    WebhookRequest,
+    outbound_started,
+    parse_form,
+    require,
+    require_id,
+)
 from connector.config import WebhookAccountSettings
 from connector.events.model import (
     ConversationEnded,
@@ -121,9 +128,7 @@ def parse(
     cmd = f.get("cmd", "")
     if cmd not in COMMANDS:
         raise WebhookUnknownEvent(f"unknown MegaFon command {cmd!r}")
-    (call,) = require(f, "callid")
-    if not call:
-        raise WebhookMalformedError("callid is empty")
+    call = require_id(f, "callid")
     pbx = account.pbx_name
     if cmd in ("contact", "rating"):
         return Decoded(event_key=f"{cmd}:{call}", conversation_id=call, kind=cmd)
@@ -189,6 +194,8 @@ def parse(
     at = received_at
     agent_leg = f"{call}:{ext}"
     out_leg = f"{call}:out"
+    # The leg an ACCEPTED, COMPLETED or CANCELLED is about: outbound, the outside party's.
+    leg, leg_ext = (out_leg, "") if outbound else (agent_leg, ext)
     obs = []
     if etype == "INCOMING":
         if not ext:
@@ -208,33 +215,18 @@ def parse(
             )
         )
     elif etype == "OUTGOING":
-        obs.append(
-            ConversationStarted(
-                pbx=pbx,
-                conversation_id=call,
-                at=at,
-                source_key=key,
-                direction=Direction.OUTBOUND,
-                caller=Party(ext),
-                callee=Party(phone),
-            )
-        )
-        obs.append(
-            LegRinging(
+        obs.extend(
+            outbound_started(
                 pbx=pbx,
                 conversation_id=call,
                 at=at,
                 source_key=key,
                 leg_id=out_leg,
-                caller=Party(ext),
+                agent=ext,
                 callee=Party(phone),
-                direction=Direction.OUTBOUND,
-                external=True,
-                from_extension=ext,
             )
         )
     elif etype == "ACCEPTED":
-        leg, leg_ext = (out_leg, "") if outbound else (agent_leg, ext)
         obs.append(
             LegAnswered(
                 pbx=pbx,
@@ -246,10 +238,8 @@ def parse(
             )
         )
     elif etype == "COMPLETED":
-        leg = out_leg if outbound else agent_leg
         obs.append(LegHungUp(pbx=pbx, conversation_id=call, at=at, source_key=key, leg_id=leg))
     elif etype == "CANCELLED":
-        leg, leg_ext = (out_leg, "") if outbound else (agent_leg, ext)
         obs.append(
             LegEnded(
                 pbx=pbx,

@@ -24,18 +24,22 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from connector.adapters.errors import WebhookMalformedError
-from connector.events.model import Observation
+from connector.events.model import ConversationStarted, Direction, LegRinging, Observation, Party
 
 __all__ = [
     "CallbackResult",
     "Decoded",
     "WebhookRequest",
     "body_digest",
+    "outbound_started",
     "parse_form",
+    "require",
+    "require_id",
 ]
 
 MAX_FIELDS = 200
@@ -183,3 +187,47 @@ def require(fields: Mapping[str, str], *names: str) -> list[str]:
             raise WebhookMalformedError(f"the field {name!r} is missing")
         out.append(value)
     return out
+
+
+def require_id(fields: Mapping[str, str], name: str) -> str:
+    """A required form field that must not be empty either (a call or recording id)."""
+    (value,) = require(fields, name)
+    if not value:
+        raise WebhookMalformedError(f"{name} is empty")
+    return value
+
+
+def outbound_started(
+    *,
+    pbx: str,
+    conversation_id: str,
+    at: datetime,
+    source_key: str,
+    leg_id: str,
+    agent: str,
+    callee: Party,
+) -> tuple[ConversationStarted, LegRinging]:
+    """An agent's outbound call begins: the conversation opens (outbound, from the agent's
+    extension ``agent`` to ``callee``) and the outside leg ``leg_id`` rings."""
+    opened = ConversationStarted(
+        pbx=pbx,
+        conversation_id=conversation_id,
+        at=at,
+        source_key=source_key,
+        direction=Direction.OUTBOUND,
+        caller=Party(agent),
+        callee=callee,
+    )
+    ringing = LegRinging(
+        pbx=pbx,
+        conversation_id=conversation_id,
+        at=at,
+        source_key=source_key,
+        leg_id=leg_id,
+        caller=Party(agent),
+        callee=callee,
+        direction=Direction.OUTBOUND,
+        external=True,
+        from_extension=agent,
+    )
+    return opened, ringing

@@ -43,8 +43,10 @@ from connector.adapters.webhook_request import (
     Decoded,
     WebhookRequest,
     body_digest,
+    outbound_started,
     parse_form,
     require,
+    require_id,
 )
 from connector.config import WebhookAccountSettings
 from connector.events.model import (
@@ -177,17 +179,13 @@ def parse(
     event = f.get("event", "")
     if event not in EVENTS:
         raise WebhookUnknownEvent(f"unknown Zadarma event {event!r}")
-    (call,) = require(f, "pbx_call_id")
-    if not call:
-        raise WebhookMalformedError("pbx_call_id is empty")
+    call = require_id(f, "pbx_call_id")
     pbx = account.pbx_name
     key_fields = "&".join(f"{k}={v}" for k, v in sorted(f.items()))
     key = f"{event}:{call}:{body_digest(key_fields.encode())}"
     obs: list[Observation] = []
     if event == "NOTIFY_RECORD":
-        (rec,) = require(f, "call_id_with_rec")
-        if not rec:
-            raise WebhookMalformedError("call_id_with_rec is empty")
+        rec = require_id(f, "call_id_with_rec")
         # NOTIFY_RECORD has no time of its own: it is stamped when it arrived.
         obs.append(
             RecordingFound(
@@ -204,19 +202,7 @@ def parse(
     caller = f.get("caller_id", "")
     internal = f.get("internal", "")
     if event == "NOTIFY_START":
-        did = f.get("called_did", "")
-        obs.append(
-            ConversationStarted(
-                pbx=pbx,
-                conversation_id=call,
-                at=start,
-                source_key=key,
-                direction=Direction.INBOUND,
-                caller=Party(caller),
-                callee=Party(did),
-                did=did,
-            )
-        )
+        obs.append(_inbound_started(pbx, call, start, key, caller, f.get("called_did", "")))
     elif event == "NOTIFY_INTERNAL":
         if not internal:
             raise WebhookMalformedError("NOTIFY_INTERNAL without 'internal'")
@@ -246,29 +232,15 @@ def parse(
         )
     elif event == "NOTIFY_OUT_START":
         (destination,) = require(f, "destination")
-        obs.append(
-            ConversationStarted(
-                pbx=pbx,
-                conversation_id=call,
-                at=start,
-                source_key=key,
-                direction=Direction.OUTBOUND,
-                caller=Party(internal),
-                callee=Party(destination),
-            )
-        )
-        obs.append(
-            LegRinging(
+        obs.extend(
+            outbound_started(
                 pbx=pbx,
                 conversation_id=call,
                 at=start,
                 source_key=key,
                 leg_id=f"{call}:out",
-                caller=Party(internal),
+                agent=internal,
                 callee=Party(destination),
-                direction=Direction.OUTBOUND,
-                external=True,
-                from_extension=internal,
             )
         )
     elif event in ("NOTIFY_END", "NOTIFY_OUT_END"):
@@ -277,26 +249,16 @@ def parse(
         outcome, status = outcome_of(f.get("disposition", ""))
         if event == "NOTIFY_END":
             leg, ext = (f"{call}:{internal}", internal) if internal else ("", "")
-            did = f.get("called_did", "")
-            opened = ConversationStarted(
-                pbx=pbx,
-                conversation_id=call,
-                at=start,
-                source_key=key,
-                direction=Direction.INBOUND,
-                caller=Party(caller),
-                callee=Party(did),
-                did=did,
-            )
+            opened = _inbound_started(pbx, call, start, key, caller, f.get("called_did", ""))
         else:
             leg, ext = f"{call}:out", ""
-            opened = ConversationStarted(
+            opened, _ = outbound_started(
                 pbx=pbx,
                 conversation_id=call,
                 at=start,
                 source_key=key,
-                direction=Direction.OUTBOUND,
-                caller=Party(internal),
+                leg_id=leg,
+                agent=internal,
                 callee=Party(f.get("destination", "")),
             )
         # Opens the call if its start was never seen; for a known call it only fills gaps.
@@ -344,6 +306,22 @@ def parse(
         )
     # NOTIFY_IVR: an IVR step; nothing for the call model.
     return Decoded(event_key=key, conversation_id=call, observations=tuple(obs), kind=event)
+
+
+def _inbound_started(
+    pbx: str, call: str, start: datetime, key: str, caller: str, did: str
+) -> ConversationStarted:
+    """An inbound call from ``caller`` to the account's number ``did`` begins."""
+    return ConversationStarted(
+        pbx=pbx,
+        conversation_id=call,
+        at=start,
+        source_key=key,
+        direction=Direction.INBOUND,
+        caller=Party(caller),
+        callee=Party(did),
+        did=did,
+    )
 
 
 def _answering_extension(caller: str, destination: str, internal: str) -> str:
