@@ -61,17 +61,26 @@ def _panoramisk(chunks: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - t0, count
 
 
-def run(calls: int = 10_000) -> tuple[list[Measurement], dict[str, object]]:
-    """Run the ingest benchmark over ``calls`` synthetic calls."""
+def run(calls: int = 10_000, rounds: int = 3) -> tuple[list[Measurement], dict[str, object]]:
+    """Run the ingest benchmark over ``calls`` synthetic calls.
+
+    The machine is shared, so each measurement is repeated ``rounds`` times, interleaved with
+    the others, and the best round of each counts (noise only ever makes code slower)."""
     data = day_bytes(calls)
     chunks = chunked(data)
-    gc.collect()
-    elapsed, messages, events, left = _connector(chunks)
-    split_s, split_n = _split_only(chunks)
-    pano_s, pano_n = _panoramisk(chunks)
-    rate = messages / elapsed
-    split_rate = split_n / split_s
-    pano_rate = pano_n / pano_s
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        gc.collect()
+        elapsed, messages, events, left = _connector(chunks)
+        split_s, split_n = _split_only(chunks)
+        pano_s, pano_n = _panoramisk(chunks)
+        codec = _codec_only(chunks)
+        for key, value in (("ours", elapsed), ("split", split_s), ("pano", pano_s)):
+            best[key] = min(best.get(key, value), value)
+        best["codec"] = max(best.get("codec", codec), codec)
+    rate = messages / best["ours"]
+    split_rate = split_n / best["split"]
+    pano_rate = pano_n / best["pano"]
     ok = rate >= 50_000 and rate > pano_rate
     out = [
         Measurement(
@@ -83,17 +92,18 @@ def run(calls: int = 10_000) -> tuple[list[Measurement], dict[str, object]]:
             ">= 50,000 msg/s, faster than panoramisk's parser",
             ok,
             f"{messages:,} messages, {calls:,} calls, {events:,} call events, "
-            f"{left} calls left in the tracker; panoramisk's parser alone: {pano_rate:,.0f} msg/s",
+            f"{left} calls left in the tracker; panoramisk's parser alone: {pano_rate:,.0f} "
+            f"msg/s ({rate / pano_rate:.2f}x); best of {rounds} interleaved rounds",
         ),
         Measurement(
             "AMI ingest",
             "codec only (framing)",
-            _codec_only(chunks),
+            best["codec"],
             split_rate,
             "msg/s",
             "–",
             None,
-            "our framer without translation and tracking",
+            "our framer without translation and tracking (headers are split lazily, on first use)",
         ),
     ]
     return out, {"ingest_bytes": len(data), "panoramisk_msgs_per_s": pano_rate}

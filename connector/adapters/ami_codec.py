@@ -46,9 +46,12 @@ __all__ = ["AmiFramer", "AmiMessage", "encode_action"]
 
 _MAX_KEPT_ERRORS = 1000
 _SEP = b"\r\n\r\n"
-#: A message the fast path may take as it is: ``Name: value`` lines joined by CRLF, names of
-#: printable ASCII without ``:`` or spaces, values without CR or LF.
-_CLEAN = re.compile(r"[!-9;-~]+: [^\r\n]*(?:\r\n[!-9;-~]+: [^\r\n]*)*")
+#: A message the fast path takes as it is: ``Name: value`` lines joined by CRLF, names of
+#: printable ASCII without ``:`` or spaces, and no Event/Response header after the first line
+#: (the line-by-line parser decides what such a message means). Checked as "the first line
+#: starts well and no later line starts badly", which is cheaper than matching every value.
+_GOOD_START = re.compile(r"[!-9;-~]+: ")
+_BAD_LINE = re.compile(r"\r\n(?:(?![!-9;-~]+: )|(?i:event|response): )")
 _set = object.__setattr__
 
 
@@ -96,10 +99,8 @@ class AmiMessage:
         headers = self._headers
         if headers is None:
             assert self._text is not None
-            headers = tuple(
-                (name, value)
-                for name, _, value in (line.partition(": ") for line in self._text.split("\r\n"))
-            )
+            lines = [line.partition(": ") for line in self._text.split("\r\n")]
+            headers = tuple([(name, value) for name, _, value in lines])
             _set(self, "_headers", headers)
         return headers
 
@@ -113,7 +114,10 @@ class AmiMessage:
 
     def get(self, name: str, default: str = "") -> str:
         """The first value of header ``name`` (case-insensitive), or ``default``."""
-        return self._lookup().get(name.lower(), default)
+        index = self._index
+        if index is None:
+            index = self._lookup()
+        return index.get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         """Every value of a repeated header (``Variable``, ``ChanVariable``), in wire order."""
@@ -233,7 +237,8 @@ class AmiFramer:
             return self._keep_tail(data, pos, size, out)
         limit = self.max_message_bytes - 4
         framed = AmiMessage._framed
-        clean = _CLEAN.fullmatch
+        good_start = _GOOD_START.match
+        bad_line = _BAD_LINE.search
         while pos <= last:
             sep = data.find(_SEP, pos, last + 4)
             if sep == pos:
@@ -245,13 +250,11 @@ class AmiFramer:
                     text = block.decode("utf-8")
                 except UnicodeDecodeError:
                     text = ""
-                if text and clean(text):
-                    low = text.lower()
-                    if low.count("event: ") + low.count("response: ") <= 1:
-                        self.message_count += 1
-                        out.append(framed(text))
-                        pos = sep + 4
-                        continue
+                if good_start(text) and not bad_line(text):
+                    self.message_count += 1
+                    out.append(framed(text))
+                    pos = sep + 4
+                    continue
             pos = self._feed_slow(data, pos, sep + 4, out)
             if not self._clean():
                 return pos

@@ -184,9 +184,13 @@ class AmiTranslator:
     def translate(self, msg: AmiMessage, now: datetime) -> list[Observation]:
         """The observations one AMI message means (often none: most events are noise)."""
         name = msg.event
-        handler = _HANDLERS.get(name.lower()) if name else None
+        lower = name.lower()
+        handler = _HANDLERS.get(lower) if name else None
         if handler is None:
             return []
+        needle = _ONLY_WITH.get(lower)
+        if needle is not None and not msg.mentions(needle):
+            return []  # a VarSet/CEL without the one value that matters: noise, not even parsed
         at = _parse_time(msg, now)
         try:
             return handler(self, msg, at)
@@ -541,6 +545,10 @@ class AmiTranslator:
 
 
 _Handler = Callable[[AmiTranslator, AmiMessage, datetime], list[Observation]]
+
+#: Events that mean something only when this text is in them (most VarSet and CEL events are
+#: noise: only MIXMONITOR_FILENAME and LINKEDID_END matter).
+_ONLY_WITH: dict[str, str] = {"varset": "MIXMONITOR_FILENAME", "cel": "LINKEDID_END"}
 
 _HANDLERS: dict[str, _Handler] = {
     "newchannel": AmiTranslator._channel_seen,
