@@ -13,30 +13,23 @@ import pytest
 from playwright.async_api import async_playwright, expect
 from sqlalchemy import select
 
-from connector.recordings import RecordingPipeline
 from crm_sync.contacts import create_contact
 from crm_sync.schema import audit_log
 from tests.integration.calllog_support import (
+    SCENARIOS,
     WAVS,
+    add_agents,
     add_user,
     open_runtime,
     replay_into,
+    spool_pipeline,
     web_client,
     writer_running,
 )
 
 pytestmark = pytest.mark.browser
 
-ALL = [
-    "inbound_answered",
-    "inbound_missed",
-    "inbound_busy",
-    "caller_abandons",
-    "click_to_call",
-    "click_to_call_noanswer",
-    "queue_call",
-    "transfer",
-]
+ALL = SCENARIOS
 START = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 SECTIONS: dict[str, Any] = {"pbx": [{"name": "pbx1", "recordings_dir": "spool"}]}
 RECORDED = {
@@ -48,15 +41,7 @@ RECORDED = {
 
 async def test_supervisor_filters_plays_and_exports(tmp_path: Path) -> None:
     async with open_runtime(tmp_path, **SECTIONS) as runtime:
-        for login, team, ext in [
-            ("anna", "sales", "101"),
-            ("boris", "sales", "102"),
-            ("vera", "sales", "103"),
-            ("gleb", "sales", "104"),
-            ("dina", "support", "201"),
-            ("egor", "support", "202"),
-        ]:
-            await add_user(runtime, login, "agent", team, (ext,))
+        await add_agents(runtime)
         boss, boss_token = await add_user(runtime, "boss", "supervisor", "sales")
         async with runtime.engine.begin() as conn:
             await create_contact(conn, {"name": "Ivan Petrov", "phones": ["+79161234567"]})
@@ -64,13 +49,7 @@ async def test_supervisor_filters_plays_and_exports(tmp_path: Path) -> None:
             ended = await replay_into(runtime, writer, ALL, START)
         spool = tmp_path / "spool"
         spool.mkdir()
-        pipe = RecordingPipeline(
-            runtime.engine,
-            runtime.settings.recordings,
-            {"pbx1": spool},
-            runtime.publish,
-            stable_interval=0.01,
-        )
+        pipe = spool_pipeline(runtime, spool)
         for name, event in zip(ALL, ended, strict=True):
             if name in RECORDED:
                 shutil.copy(WAVS / RECORDED[name], spool)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from connector.app import Runtime, build_runtime
 from connector.config import settings_from_mapping
 from connector.events.model import CallEnded
+from connector.recordings import RecordingPipeline
 from connector.replay import load_chunks, replay_steps
 from crm_sync.auth import issue_token
 from crm_sync.calllog import CallLogWriter
@@ -23,6 +24,27 @@ from crm_sync.schema import extensions, users
 DATA = Path(__file__).resolve().parent.parent / "data"
 AMI = DATA / "ami"
 WAVS = DATA / "recordings"
+
+#: The AMI transcripts the call log tests replay, in this order (a minute apart).
+SCENARIOS = [
+    "inbound_answered",
+    "inbound_missed",
+    "inbound_busy",
+    "caller_abandons",
+    "click_to_call",
+    "click_to_call_noanswer",
+    "queue_call",
+    "transfer",
+]
+#: The agents those transcripts ring, as (login, team, extension on pbx1).
+AGENTS = [
+    ("anna", "sales", "101"),
+    ("boris", "sales", "102"),
+    ("vera", "sales", "103"),
+    ("gleb", "sales", "104"),
+    ("dina", "support", "201"),
+    ("egor", "support", "202"),
+]
 
 
 def make_settings(tmp_path: Path, **sections: Any) -> Any:
@@ -71,6 +93,25 @@ async def add_user(
         _tid, token = await issue_token(conn, uid, "test")
     await runtime.reload_directory()
     return uid, token
+
+
+async def add_agents(runtime: Runtime) -> dict[str, tuple[int, str]]:
+    """Create the :data:`AGENTS` in order; (user id, API token) by extension."""
+    return {
+        ext: await add_user(runtime, login, "agent", team, (ext,)) for login, team, ext in AGENTS
+    }
+
+
+def spool_pipeline(runtime: Runtime, spool: Path, **options: Any) -> RecordingPipeline:
+    """A recording pipeline that finds pbx1's files in ``spool`` and publishes on the runtime."""
+    return RecordingPipeline(
+        runtime.engine,
+        runtime.settings.recordings,
+        {"pbx1": spool},
+        runtime.publish,
+        stable_interval=0.01,
+        **options,
+    )
 
 
 @asynccontextmanager

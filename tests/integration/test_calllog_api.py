@@ -10,27 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from connector.app import Runtime
-from connector.recordings import RecordingPipeline
 from crm_sync.contacts import create_company, create_contact
 from tests.integration.calllog_support import (
+    AGENTS,
+    SCENARIOS,
     WAVS,
+    add_agents,
     add_user,
     open_runtime,
     replay_into,
+    spool_pipeline,
     web_client,
     writer_running,
 )
 
-ALL = [
-    "inbound_answered",
-    "inbound_missed",
-    "inbound_busy",
-    "caller_abandons",
-    "click_to_call",
-    "click_to_call_noanswer",
-    "queue_call",
-    "transfer",
-]
+ALL = SCENARIOS
 START = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
 SECTIONS: dict[str, Any] = {"pbx": [{"name": "pbx1", "recordings_dir": "spool"}]}
 
@@ -38,19 +32,14 @@ SECTIONS: dict[str, Any] = {"pbx": [{"name": "pbx1", "recordings_dir": "spool"}]
 async def people(runtime: Runtime) -> dict[str, tuple[int, str]]:
     """Sales (101-104) and support (201, 202) agents, their supervisors, an admin; Ivan's
     contact under "ivan" (token empty)."""
-    out: dict[str, tuple[int, str]] = {}
-    for login, role, team, exts in [
-        ("anna", "agent", "sales", ("101",)),
-        ("boris", "agent", "sales", ("102",)),
-        ("vera", "agent", "sales", ("103",)),
-        ("gleb", "agent", "sales", ("104",)),
-        ("dina", "agent", "support", ("201",)),
-        ("egor", "agent", "support", ("202",)),
-        ("boss", "supervisor", "sales", ()),
-        ("sup2", "supervisor", "support", ()),
-        ("root", "admin", "", ()),
+    agents = await add_agents(runtime)
+    out = {login: agents[ext] for login, _team, ext in AGENTS}
+    for login, role, team in [
+        ("boss", "supervisor", "sales"),
+        ("sup2", "supervisor", "support"),
+        ("root", "admin", ""),
     ]:
-        out[login] = await add_user(runtime, login, role, team, exts)
+        out[login] = await add_user(runtime, login, role, team)
     async with runtime.engine.begin() as conn:
         ivan = await create_contact(
             conn,
@@ -74,13 +63,7 @@ async def test_calllog_api_visibility_filters_stats_csv(tmp_path: Path) -> None:
         spool = tmp_path / "spool"
         spool.mkdir()
         shutil.copy(WAVS / "in-20261128-212111-1795900871.1.wav", spool)
-        pipe = RecordingPipeline(
-            runtime.engine,
-            runtime.settings.recordings,
-            {"pbx1": spool},
-            runtime.publish,
-            stable_interval=0.01,
-        )
+        pipe = spool_pipeline(runtime, spool)
         rec_id = await pipe.collect_call(ended[0])
 
         async with web_client(runtime) as client:

@@ -12,20 +12,18 @@ from crm_sync.calllog_query import CallFilter, query_calls
 from crm_sync.contacts import create_contact
 from crm_sync.routing import route
 from crm_sync.schema import activities, tasks
-from tests.integration.calllog_support import add_user, open_runtime, replay_into, writer_running
+from tests.integration.calllog_support import (
+    SCENARIOS,
+    add_agents,
+    open_runtime,
+    replay_into,
+    writer_running,
+)
 from tests.integration.test_store_postgres import postgres_database
 
 pytestmark = pytest.mark.postgres
 
-ALL = [
-    "inbound_answered",
-    "inbound_missed",
-    "inbound_busy",
-    "caller_abandons",
-    "click_to_call",
-    "queue_call",
-    "transfer",
-]
+ALL = [name for name in SCENARIOS if name != "click_to_call_noanswer"]
 START = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
 
 
@@ -34,16 +32,7 @@ async def test_calllog_on_postgres(tmp_path: Path) -> None:
         postgres_database() as url,
         open_runtime(tmp_path, storage={"database_url": url}, pbx=[{"name": "pbx1"}]) as runtime,
     ):
-        ids = {}
-        for login, team, ext in [
-            ("anna", "sales", "101"),
-            ("boris", "sales", "102"),
-            ("vera", "sales", "103"),
-            ("gleb", "sales", "104"),
-            ("dina", "support", "201"),
-            ("egor", "support", "202"),
-        ]:
-            ids[ext], _ = await add_user(runtime, login, "agent", team, (ext,))
+        ids = {ext: uid for ext, (uid, _token) in (await add_agents(runtime)).items()}
         async with runtime.engine.begin() as conn:
             await create_contact(
                 conn,

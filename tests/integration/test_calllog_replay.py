@@ -17,18 +17,16 @@ from connector.app import Runtime
 from connector.events.model import TaskCreated
 from crm_sync.contacts import create_company, create_contact
 from crm_sync.schema import activities, activity_participants, contacts, tasks
-from tests.integration.calllog_support import add_user, open_runtime, replay_into, writer_running
+from tests.integration.calllog_support import (
+    SCENARIOS,
+    add_agents,
+    add_user,
+    open_runtime,
+    replay_into,
+    writer_running,
+)
 
-ALL = [
-    "inbound_answered",
-    "inbound_missed",
-    "inbound_busy",
-    "caller_abandons",
-    "click_to_call",
-    "click_to_call_noanswer",
-    "queue_call",
-    "transfer",
-]
+ALL = SCENARIOS
 START = datetime(2026, 11, 28, 21, 0, tzinfo=UTC)
 SECTIONS: dict[str, Any] = {
     "pbx": [{"name": "pbx1"}],
@@ -38,16 +36,7 @@ SECTIONS: dict[str, Any] = {
 
 async def seed(runtime: Runtime) -> dict[str, int]:
     """Agents on extensions 101-104, 201, 202; Ivan Petrov (manager: 103) and ООО Ромашка."""
-    ids: dict[str, int] = {}
-    for login, ext, team in [
-        ("anna", "101", "sales"),
-        ("boris", "102", "sales"),
-        ("vera", "103", "sales"),
-        ("gleb", "104", "sales"),
-        ("dina", "201", "support"),
-        ("egor", "202", "support"),
-    ]:
-        ids[ext], _ = await add_user(runtime, login, "agent", team, (ext,))
+    ids = {ext: uid for ext, (uid, _token) in (await add_agents(runtime)).items()}
     async with runtime.engine.begin() as conn:
         ivan = await create_contact(
             conn,

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 
 from connector.app import Runtime
-from connector.recordings import RecordingPipeline
 from crm_sync.auth import issue_token
 from crm_sync.schema import audit_log, recordings
 from tests.integration.calllog_support import (
@@ -19,6 +18,7 @@ from tests.integration.calllog_support import (
     add_user,
     open_runtime,
     replay_into,
+    spool_pipeline,
     web_client,
     writer_running,
 )
@@ -33,14 +33,7 @@ async def answered_call_with_recording(tmp_path: Path, runtime: Runtime) -> tupl
     assert spool is not None
     spool.mkdir(parents=True, exist_ok=True)
     shutil.copy(WAVS / WAV, spool / WAV)
-    pipe = RecordingPipeline(
-        runtime.engine,
-        runtime.settings.recordings,
-        {"pbx1": spool},
-        runtime.publish,
-        stable_interval=0.01,
-        appear_timeout=2,
-    )
+    pipe = spool_pipeline(runtime, spool, appear_timeout=2)
     async with writer_running(runtime) as writer:
         ended = await replay_into(runtime, writer, ["inbound_answered"], START)
     rec_id = await pipe.collect_call(ended[0])
