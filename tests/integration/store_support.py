@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import pytest
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm_sync.db import migrate, open_engine
+from crm_sync.errors import ValidationError
 
 
 def sqlite_url(path: Path) -> str:
@@ -27,3 +30,17 @@ async def migrated_engine(tmp_path: Path, name: str = "crm.db") -> AsyncIterator
         yield engine
     finally:
         await engine.dispose()
+
+
+async def rejected_field(
+    tmp_path: Path,
+    create: Callable[[AsyncConnection, Mapping[str, Any]], Awaitable[object]],
+    data: Mapping[str, Any],
+) -> str:
+    """The field the ValidationError names when ``create`` is given ``data`` on a fresh store
+    (fails the test if ``create`` accepts it)."""
+    async with migrated_engine(tmp_path) as engine:
+        async with engine.begin() as conn:
+            with pytest.raises(ValidationError) as info:
+                await create(conn, data)
+    return info.value.field

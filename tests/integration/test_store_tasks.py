@@ -13,7 +13,7 @@ from crm_sync.audit import list_audit
 from crm_sync.errors import NotFound, ValidationError
 from crm_sync.schema import activities as activities_table
 from crm_sync.schema import activity_participants
-from tests.integration.store_support import migrated_engine
+from tests.integration.store_support import migrated_engine, rejected_field
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -89,11 +89,7 @@ async def test_task_lifecycle_and_filters(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_task_input(tmp_path: Path, data: dict[str, object], field: str) -> None:
-    async with migrated_engine(tmp_path) as engine:
-        async with engine.begin() as conn:
-            with pytest.raises(ValidationError) as info:
-                await tasks.create_task(conn, data)
-    assert info.value.field == field
+    assert await rejected_field(tmp_path, tasks.create_task, data) == field
 
 
 async def test_notes_and_activity_visibility(tmp_path: Path) -> None:

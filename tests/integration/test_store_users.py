@@ -10,7 +10,7 @@ from crm_sync import users
 from crm_sync.audit import list_audit
 from crm_sync.auth import resolve_token
 from crm_sync.errors import Conflict, NotFound, ValidationError
-from tests.integration.store_support import migrated_engine
+from tests.integration.store_support import migrated_engine, rejected_field
 
 
 async def test_create_user_and_login_conflict(tmp_path: Path) -> None:
@@ -60,11 +60,7 @@ async def test_create_user_and_login_conflict(tmp_path: Path) -> None:
     ],
 )
 async def test_bad_user_input(tmp_path: Path, data: dict[str, object], field: str) -> None:
-    async with migrated_engine(tmp_path) as engine:
-        async with engine.begin() as conn:
-            with pytest.raises(ValidationError) as info:
-                await users.create_user(conn, data)
-    assert info.value.field == field
+    assert await rejected_field(tmp_path, users.create_user, data) == field
 
 
 async def test_extensions_are_unique_per_pbx(tmp_path: Path) -> None:
