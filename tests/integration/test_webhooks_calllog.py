@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -14,14 +12,13 @@ from sqlalchemy import select
 from crm_sync import calllog
 from crm_sync.contacts import create_contact
 from crm_sync.schema import activities, tasks
-from tests.integration.test_webhooks_zadarma import call, post
-from tests.integration.webhook_env import seed_agents, webhook_env
-
-
-def mango_form(payload: dict[str, object]) -> dict[str, str]:
-    text = json.dumps(payload)
-    sign = hashlib.sha256(("mango-product-key" + text + "mango-salt").encode()).hexdigest()
-    return {"vpbx_api_key": "mango-product-key", "sign": sign, "json": text}
+from tests.integration.webhook_env import (
+    mango_form,
+    post_zadarma,
+    seed_agents,
+    webhook_env,
+    zadarma_answered,
+)
 
 
 async def test_answered_and_missed_calls_reach_the_call_log(tmp_path: Path) -> None:
@@ -40,23 +37,10 @@ async def test_answered_and_missed_calls_reach_the_call_log(tmp_path: Path) -> N
         task = asyncio.create_task(writer.run())
         try:
             # Zadarma: answered by 101, recorded
-            base = {"caller_id": "79165554433", "called_did": "74951234567"}
-            for fields in [
-                call("NOTIFY_START", "in_log1", **base),
-                call("NOTIFY_INTERNAL", "in_log1", internal="101", **base),
-                call("NOTIFY_ANSWER", "in_log1", caller_id="79165554433", destination="101"),
-                call(
-                    "NOTIFY_END",
-                    "in_log1",
-                    internal="101",
-                    duration="20",
-                    disposition="answered",
-                    is_recorded="1",
-                    call_id_with_rec="rec-1",
-                    **base,
-                ),
-            ]:
-                assert (await post(env, fields)).status == 200
+            for fields in zadarma_answered(
+                "in_log1", "79165554433", "74951234567", "101", duration="20", rec="rec-1"
+            ):
+                assert (await post_zadarma(env, fields)).status == 200
             # Mango: the same customer calls again, nobody answers
             ts = int(time.time()) + 3 * 3600
             legs = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from connector.events.model import Direction, Outcome
 from connector.recordings import components as recording_components
 from crm_sync.schema import recordings
-from tests.integration.webhook_env import metric, webhook_env
+from tests.integration.webhook_env import mango_form, metric, webhook_env
 
 KEY = "mango-product-key"
 SALT = "mango-salt"
@@ -26,17 +25,8 @@ def mango_now(offset: int = 0) -> int:
     return int(time.time()) + 3 * 3600 + offset
 
 
-def form(payload: dict[str, Any], key: str = KEY, salt: str = SALT) -> dict[str, str]:
-    text = json.dumps(payload, separators=(", ", ": "))  # any spacing: the raw string is signed
-    return {
-        "vpbx_api_key": key,
-        "sign": hashlib.sha256((key + text + salt).encode()).hexdigest(),
-        "json": text,
-    }
-
-
 async def post(env: Any, path: str, payload: dict[str, Any], **kw: str) -> Any:
-    return await env.client.post(BASE + path, data=form(payload, **kw))
+    return await env.client.post(BASE + path, data=mango_form(payload, **kw))
 
 
 def leg(entry: str, call_id: str, seq: int, state: str, **extra: Any) -> dict[str, Any]:
@@ -178,7 +168,7 @@ async def test_signatures_replays_and_garbage(tmp_path: Path) -> None:
         )
         assert (await post(env, "/events/call", payload, salt="wrong")).status == 401
         assert (await post(env, "/events/call", payload, key="other-key")).status == 401
-        tampered = form(payload)
+        tampered = mango_form(payload)
         tampered["json"] = tampered["json"].replace("74955404444", "70000000000")
         assert (await env.client.post(BASE + "/events/call", data=tampered)).status == 401
         after = metric("connector_webhook_requests_total", provider="mango", result="bad_signature")

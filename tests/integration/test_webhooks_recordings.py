@@ -11,7 +11,6 @@ import json
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -19,8 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from connector.recordings import components as recording_components
 from tests.integration.test_webhooks_click_to_call import accounts_with
-from tests.integration.test_webhooks_zadarma import call, post
-from tests.integration.webhook_env import webhook_env
+from tests.integration.webhook_env import mango_form, post_zadarma, webhook_env, zadarma_answered
 
 WAV = Path(__file__).parents[1] / "data" / "recordings" / "in-20261128-212111-1795900871.1.wav"
 
@@ -63,12 +61,6 @@ async def start_fake(asked: list[str]) -> TestServer:
     return server
 
 
-def mango_form(payload: dict[str, Any]) -> dict[str, str]:
-    text = json.dumps(payload)
-    sign = hashlib.sha256(("mango-product-key" + text + "mango-salt").encode()).hexdigest()
-    return {"vpbx_api_key": "mango-product-key", "sign": sign, "json": text}
-
-
 async def test_zadarma_and_mango_recordings_are_fetched_and_stored(tmp_path: Path) -> None:
     asked: list[str] = []
     fake = await start_fake(asked)
@@ -77,23 +69,15 @@ async def test_zadarma_and_mango_recordings_are_fetched_and_stored(tmp_path: Pat
         async with webhook_env(tmp_path, accounts_with(base)) as env:
             tasks = [asyncio.create_task(c.run()) for c in recording_components(env.runtime)]
             try:
-                numbers = {"caller_id": "79161234567", "called_did": "74951234567"}
-                for fields in [
-                    call("NOTIFY_START", "in_rec", **numbers),
-                    call("NOTIFY_INTERNAL", "in_rec", internal="101", **numbers),
-                    call("NOTIFY_ANSWER", "in_rec", caller_id="79161234567", destination="101"),
-                    call(
-                        "NOTIFY_END",
-                        "in_rec",
-                        internal="101",
-                        duration="3",
-                        disposition="answered",
-                        is_recorded="1",
-                        call_id_with_rec="1-1458313316.343456-101",
-                        **numbers,
-                    ),
-                ]:
-                    assert (await post(env, fields)).status == 200
+                for fields in zadarma_answered(
+                    "in_rec",
+                    "79161234567",
+                    "74951234567",
+                    "101",
+                    duration="3",
+                    rec="1-1458313316.343456-101",
+                ):
+                    assert (await post_zadarma(env, fields)).status == 200
                 ready = await env.next_event("recording.ready", timeout=30)
                 assert ready.pbx == "zadarma-main" and ready.conversation_id == "in_rec"
                 assert ready.duration_seconds > 2.5

@@ -3,50 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 from connector.events.model import Direction, Outcome
-from tests.integration.webhook_env import metric, seed_agents, webhook_env
-
-SECRET = "zd-api-secret"
-URL = "/webhooks/zadarma/zd1"
-CONCAT = {
-    "NOTIFY_START": ("caller_id", "called_did", "call_start"),
-    "NOTIFY_INTERNAL": ("caller_id", "called_did", "call_start"),
-    "NOTIFY_END": ("caller_id", "called_did", "call_start"),
-    "NOTIFY_ANSWER": ("caller_id", "destination", "call_start"),
-    "NOTIFY_OUT_START": ("internal", "destination", "call_start"),
-    "NOTIFY_OUT_END": ("internal", "destination", "call_start"),
-    "NOTIFY_RECORD": ("pbx_call_id", "call_id_with_rec"),
-}
-
-
-def zd_signature(fields: dict[str, str], secret: str = SECRET) -> str:
-    """base64 of the lower-case hex HMAC-SHA1, as the PHP SDK computes it."""
-    data = "".join(fields[n] for n in CONCAT[fields["event"]])
-    hexdigest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).hexdigest()
-    return base64.b64encode(hexdigest.encode()).decode()
-
-
-async def post(env: Any, fields: dict[str, str], secret: str = SECRET) -> Any:
-    return await env.client.post(
-        URL,
-        data=urlencode(fields).encode(),
-        headers={
-            "Content-Type": "application/x-www-form-urlencoded",
-            "Signature": zd_signature(fields, secret),
-        },
-    )
-
-
-def call(event: str, call_id: str, **extra: str) -> dict[str, str]:
-    return {"event": event, "pbx_call_id": call_id, "call_start": "2026-11-28 15:00:00", **extra}
+from tests.integration.webhook_env import ZADARMA_SECRET as SECRET
+from tests.integration.webhook_env import ZADARMA_URL as URL
+from tests.integration.webhook_env import metric, seed_agents, webhook_env, zd_signature
+from tests.integration.webhook_env import post_zadarma as post
+from tests.integration.webhook_env import zadarma_call as call
 
 
 async def test_inbound_answered_call_with_recording(tmp_path: Path) -> None:

@@ -7,11 +7,16 @@ on a SQLite file in ``tmp_path``; the inbox worker runs as the daemon runs it.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
@@ -57,6 +62,79 @@ ACCOUNTS: list[dict[str, Any]] = [
         "max_skew_seconds": 300,
     },
 ]
+
+
+ZADARMA_SECRET = "zd-api-secret"
+ZADARMA_URL = "/webhooks/zadarma/zd1"
+#: Zadarma event -> the fields whose concatenation it signs.
+ZADARMA_CONCAT = {
+    "NOTIFY_START": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_INTERNAL": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_END": ("caller_id", "called_did", "call_start"),
+    "NOTIFY_ANSWER": ("caller_id", "destination", "call_start"),
+    "NOTIFY_OUT_START": ("internal", "destination", "call_start"),
+    "NOTIFY_OUT_END": ("internal", "destination", "call_start"),
+    "NOTIFY_RECORD": ("pbx_call_id", "call_id_with_rec"),
+}
+
+
+def zd_signature(fields: dict[str, str], secret: str = ZADARMA_SECRET) -> str:
+    """base64 of the lower-case hex HMAC-SHA1, as the PHP SDK computes it."""
+    data = "".join(fields[n] for n in ZADARMA_CONCAT[fields["event"]])
+    hexdigest = hmac.new(secret.encode(), data.encode(), hashlib.sha1).hexdigest()
+    return base64.b64encode(hexdigest.encode()).decode()
+
+
+async def post_zadarma(env: Any, fields: dict[str, str], secret: str = ZADARMA_SECRET) -> Any:
+    """Post a signed, url-encoded Zadarma notification to account zd1."""
+    return await env.client.post(
+        ZADARMA_URL,
+        data=urlencode(fields).encode(),
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Signature": zd_signature(fields, secret),
+        },
+    )
+
+
+def zadarma_call(event: str, call_id: str, **extra: str) -> dict[str, str]:
+    """The fields of a Zadarma notification of ``event`` for ``call_id``."""
+    return {"event": event, "pbx_call_id": call_id, "call_start": "2026-11-28 15:00:00", **extra}
+
+
+def zadarma_answered(
+    call_id: str, caller: str, did: str, ext: str, *, duration: str, rec: str
+) -> list[dict[str, str]]:
+    """The notifications of an inbound call that ``ext`` answers and that is recorded as
+    ``rec``: START, INTERNAL, ANSWER, END."""
+    numbers = {"caller_id": caller, "called_did": did}
+    return [
+        zadarma_call("NOTIFY_START", call_id, **numbers),
+        zadarma_call("NOTIFY_INTERNAL", call_id, internal=ext, **numbers),
+        zadarma_call("NOTIFY_ANSWER", call_id, caller_id=caller, destination=ext),
+        zadarma_call(
+            "NOTIFY_END",
+            call_id,
+            internal=ext,
+            duration=duration,
+            disposition="answered",
+            is_recorded="1",
+            call_id_with_rec=rec,
+            **numbers,
+        ),
+    ]
+
+
+def mango_form(
+    payload: dict[str, Any], key: str = "mango-product-key", salt: str = "mango-salt"
+) -> dict[str, str]:
+    """The form Mango posts: ``vpbx_api_key``, ``sign`` and the ``json`` string it signs."""
+    text = json.dumps(payload)
+    return {
+        "vpbx_api_key": key,
+        "sign": hashlib.sha256((key + text + salt).encode()).hexdigest(),
+        "json": text,
+    }
 
 
 def metric(name: str, **labels: str) -> float:
