@@ -1,4 +1,5 @@
-"""Shared set-up for the call log, routing and recordings tests: a real runtime on SQLite."""
+"""Shared set-up for tests on a real runtime (SQLite): users with extensions, the call log
+writer, transcript replays, the recording pipeline, an HTTP client."""
 
 from __future__ import annotations
 

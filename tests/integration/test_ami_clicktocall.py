@@ -23,9 +23,9 @@ from connector.app import Runtime
 from connector.clicktocall import ClickToCall
 from connector.events.model import CallAnswered, CallEnded
 from connector.web.app import create_app
-from crm_sync.auth import issue_token
-from crm_sync.schema import contacts, extensions, users
+from crm_sync.schema import contacts
 from tests.integration.ami_harness import DATA, Harness, pbx_config, running, transcript
+from tests.integration.calllog_support import add_user
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 # login -> (role, team, extensions on PBX "main")
@@ -40,28 +40,10 @@ DIAL_RULES = [{"match": r"^\+7", "strip": 2, "prepend": "8"}]
 
 
 async def seed(runtime: Runtime) -> dict[str, str]:
+    """Insert :data:`PEOPLE`; their API tokens by login."""
     tokens: dict[str, str] = {}
-    async with runtime.engine.begin() as conn:
-        for login, (role, team, exts) in PEOPLE.items():
-            result = await conn.execute(
-                users.insert().values(
-                    login=login,
-                    name=login.capitalize(),
-                    role=role,
-                    team=team,
-                    active=True,
-                    created_at=T0,
-                    updated_at=T0,
-                )
-            )
-            pk = result.inserted_primary_key
-            assert pk is not None
-            for ext in exts:
-                await conn.execute(
-                    extensions.insert().values(user_id=int(pk[0]), pbx="main", extension=ext)
-                )
-            _, tokens[login] = await issue_token(conn, int(pk[0]), "test")
-    await runtime.reload_directory()
+    for login, (role, team, exts) in PEOPLE.items():
+        _, tokens[login] = await add_user(runtime, login, role, team, tuple(exts), pbx="main")
     return tokens
 
 
