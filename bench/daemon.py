@@ -55,9 +55,9 @@ def contact_number(i: int) -> str:
 ADMIN_TOKEN = "vc_bench_admin_0000000000000000000000000000000000"
 
 
-def seed(path: Path, agents: int, contacts: int) -> None:
-    """Migrate ``path`` and fill it: ``agents`` agents (one extension and one token each, one
-    team), an admin, a supervisor per 50 agents, and ``contacts`` contacts with one number each."""
+def seed(path: Path, agents: int, contacts: int, role: str = "agent") -> None:
+    """Migrate ``path`` and fill it: an admin, ``agents`` users of ``role`` (one extension and
+    one token each, teams of 50), and ``contacts`` contacts with one number each."""
     from crm_sync.auth import hash_token
     from crm_sync.db import migrate
 
@@ -76,8 +76,11 @@ def seed(path: Path, agents: int, contacts: int) -> None:
     )
     db.executemany(
         "INSERT INTO users (id, login, name, role, team, active, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'agent', ?, 1, ?, ?)",
-        [(i + 2, f"agent{i}", f"Agent {i}", f"team{i // 50}", now, now) for i in range(agents)],
+        "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+        [
+            (i + 2, f"agent{i}", f"Agent {i}", role, f"team{i // 50}", now, now)
+            for i in range(agents)
+        ],
     )
     db.executemany(
         "INSERT INTO extensions (user_id, pbx, extension) VALUES (?, ?, ?)",
@@ -122,6 +125,7 @@ class Daemon:
     name: str
     agents: int = 0
     contacts: int = 10_000
+    role: str = "agent"
     ami_port: int | None = None
     webhook: dict[str, str] | None = None
     hub: dict[str, Any] = field(default_factory=dict)
@@ -140,7 +144,7 @@ class Daemon:
         shutil.rmtree(self.work, ignore_errors=True)
         self.work.mkdir(parents=True)
         db = self.work / "connector.db"
-        seed(db, self.agents, self.contacts)
+        seed(db, self.agents, self.contacts, self.role)
         hub = {"port": self.hub_port, "max_connections_per_user": 20, **self.hub}
         lines = [
             "[server]",
