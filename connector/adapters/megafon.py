@@ -36,6 +36,7 @@ from connector.adapters.errors import (
 from connector.adapters.webhook_request import (
     Decoded,
     WebhookRequest,
+    form_seconds,
     outbound_started,
     parse_form,
     require,
@@ -110,16 +111,6 @@ def _start(value: str) -> datetime:
         raise WebhookMalformedError(f"start must be YYYYmmddTHHMMSSZ, got {value[:30]!r}") from None
 
 
-def _duration(value: str) -> int:
-    try:
-        seconds = int(value or "0")
-    except ValueError:
-        raise WebhookMalformedError(f"duration must be an integer, got {value[:20]!r}") from None
-    if not 0 <= seconds <= 10**7:
-        raise WebhookMalformedError(f"duration out of range: {seconds}")
-    return seconds
-
-
 def parse(
     account: WebhookAccountSettings, request: WebhookRequest, received_at: datetime
 ) -> Decoded:
@@ -138,7 +129,7 @@ def parse(
     if cmd == "history":
         key = f"history:{call}"
         start = _start(require(f, "start")[0])
-        end = start + timedelta(seconds=_duration(f.get("duration", "")))
+        end = start + timedelta(seconds=form_seconds(f, "duration"))
         outbound = f.get("type", "").lower() == "out"
         # Opens the call if no event of it came (a call that never rang anyone); for a known
         # call it only fills in what is missing.

@@ -36,6 +36,7 @@ __all__ = [
     "Decoded",
     "WebhookRequest",
     "body_digest",
+    "form_seconds",
     "outbound_started",
     "parse_form",
     "require",
@@ -187,6 +188,18 @@ def require(fields: Mapping[str, str], *names: str) -> list[str]:
             raise WebhookMalformedError(f"the field {name!r} is missing")
         out.append(value)
     return out
+
+
+def form_seconds(fields: Mapping[str, str], name: str) -> int:
+    """A form field holding whole seconds (absent or empty: 0), at most 10**7."""
+    raw = fields.get(name, "") or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise WebhookMalformedError(f"{name} must be an integer, got {raw[:20]!r}") from None
+    if value < 0 or value > 10**7:
+        raise WebhookMalformedError(f"{name} is out of range: {value}")
+    return value
 
 
 def require_id(fields: Mapping[str, str], name: str) -> str:

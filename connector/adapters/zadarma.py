@@ -43,6 +43,7 @@ from connector.adapters.webhook_request import (
     Decoded,
     WebhookRequest,
     body_digest,
+    form_seconds,
     outbound_started,
     parse_form,
     require,
@@ -160,17 +161,6 @@ def _call_start(account: WebhookAccountSettings, value: str) -> datetime:
     return local.replace(tzinfo=ZoneInfo(account.timezone)).astimezone(ZoneInfo("UTC"))
 
 
-def _int(fields: dict[str, str], name: str) -> int:
-    raw = fields.get(name, "") or "0"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise WebhookMalformedError(f"{name} must be an integer, got {raw[:20]!r}") from None
-    if value < 0 or value > 10**7:
-        raise WebhookMalformedError(f"{name} is out of range: {value}")
-    return value
-
-
 def parse(
     account: WebhookAccountSettings, request: WebhookRequest, received_at: datetime
 ) -> Decoded:
@@ -244,7 +234,7 @@ def parse(
             )
         )
     elif event in ("NOTIFY_END", "NOTIFY_OUT_END"):
-        duration = _int(f, "duration")
+        duration = form_seconds(f, "duration")
         end = start + timedelta(seconds=duration)
         outcome, status = outcome_of(f.get("disposition", ""))
         if event == "NOTIFY_END":
