@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -88,27 +89,80 @@ async def store(
     decoded: Decoded,
     received_at: datetime,
 ) -> bool:
-    """Store an accepted request durably; False if the provider sent this event before."""
+    """Store an accepted request durably; False if the provider sent this event before.
+
+    Requests arriving together share one transaction (group commit): each waits until its row
+    is committed, and concurrent writers never queue on SQLite's lock (whose busy handler
+    sleeps and polls)."""
+    row = {
+        "provider": account.provider,
+        "account": account.account,
+        "event_key": decoded.event_key[:200],
+        "conversation_id": decoded.conversation_id[:200],
+        "seq": decoded.seq,
+        "headers": request.to_record(),
+        "body": request.body,
+        "received_at": received_at,
+        "status": "pending",
+    }
+    group = _GROUPS.get(engine)
+    if group is None:
+        group = _GROUPS[engine] = _GroupCommit(engine)
+    return await group.add(row)
+
+
+async def _insert_one(engine: AsyncEngine, row: dict[str, Any]) -> bool:
     from crm_sync.schema import webhook_inbox
 
     try:
         async with engine.begin() as conn:
-            await conn.execute(
-                webhook_inbox.insert().values(
-                    provider=account.provider,
-                    account=account.account,
-                    event_key=decoded.event_key[:200],
-                    conversation_id=decoded.conversation_id[:200],
-                    seq=decoded.seq,
-                    headers=request.to_record(),
-                    body=request.body,
-                    received_at=received_at,
-                    status="pending",
-                )
-            )
+            await conn.execute(webhook_inbox.insert().values(**row))
     except IntegrityError:
         return False
     return True
+
+
+class _GroupCommit:
+    """The rows waiting to be stored for one engine, written by one task, many per commit."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    async def add(self, row: dict[str, Any]) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.waiting.append((row, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._write(), name="webhook-inbox-store")
+        return await future
+
+    async def _write(self) -> None:
+        from crm_sync.schema import webhook_inbox
+
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                if len(batch) == 1:
+                    results = [await _insert_one(self.engine, batch[0][0])]
+                else:
+                    try:
+                        async with self.engine.begin() as conn:
+                            await conn.execute(webhook_inbox.insert(), [r for r, _ in batch])
+                        results = [True] * len(batch)
+                    except IntegrityError:  # a duplicate among them: tell which, one by one
+                        results = [await _insert_one(self.engine, r) for r, _ in batch]
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), fresh in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(fresh)
+
+
+_GROUPS: weakref.WeakKeyDictionary[AsyncEngine, _GroupCommit] = weakref.WeakKeyDictionary()
 
 
 def _aware(value: datetime) -> datetime:
