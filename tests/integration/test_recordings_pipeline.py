@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -221,62 +222,29 @@ async def test_recordings_download_retries_limits_and_timeouts(tmp_path: Path) -
     try:
         dest = tmp_path / "dl" / "file"
         async with aiohttp.ClientSession() as session:
-            n = await download(
-                session,
-                provider.url("flaky"),
-                dest,
-                timeout=5,
-                retries=3,
-                max_bytes=10**6,
-                backoff=0.01,
-            )
+
+            async def fetch(name: str, **limits: Any) -> int:
+                """Download the provider's ``name`` into ``dest`` (5 s, 3 retries, 1 MB)."""
+                options: dict[str, Any] = {"timeout": 5, "retries": 3, "max_bytes": 10**6}
+                options.update(limits)
+                return await download(session, provider.url(name), dest, backoff=0.01, **options)
+
+            n = await fetch("flaky")
             assert n == (WAVS / ANSWERED).stat().st_size and provider.hits["flaky"] == 3
             assert dest.read_bytes() == (WAVS / ANSWERED).read_bytes()
 
             with pytest.raises(RecordingDownloadError, match="HTTP 404"):
-                await download(
-                    session,
-                    provider.url("gone"),
-                    dest,
-                    timeout=5,
-                    retries=3,
-                    max_bytes=10**6,
-                    backoff=0.01,
-                )
+                await fetch("gone")
             assert provider.hits["gone"] == 1  # a 4xx is not retried
 
             with pytest.raises(RecordingTooLarge):
-                await download(
-                    session,
-                    provider.url("big"),
-                    dest,
-                    timeout=5,
-                    retries=3,
-                    max_bytes=50_000,
-                    backoff=0.01,
-                )
+                await fetch("big", max_bytes=50_000)
             assert provider.hits["big"] == 1 and not dest.exists()
             with pytest.raises(RecordingTooLarge):  # announced by Content-Length
-                await download(
-                    session,
-                    provider.url("ok"),
-                    dest,
-                    timeout=5,
-                    retries=0,
-                    max_bytes=2000,
-                    backoff=0.01,
-                )
+                await fetch("ok", retries=0, max_bytes=2000)
 
             with pytest.raises(RecordingDownloadError, match="after 2 attempt"):
-                await download(
-                    session,
-                    provider.url("slow"),
-                    dest,
-                    timeout=0.2,
-                    retries=1,
-                    max_bytes=10**6,
-                    backoff=0.01,
-                )
+                await fetch("slow", timeout=0.2, retries=1)
             assert provider.hits["slow"] == 2
     finally:
         provider.never.set()
