@@ -162,20 +162,17 @@ async def lookup(conn: AsyncConnection, number: str, region: str, limit: int = 1
         if old is None or (rank, -common) < old[:2]:
             hits[row.id] = (rank, -common, mtype, row)
 
-    if v.e164:
-        rows = (
-            await conn.execute(select(*cols).where(phones.c.e164.in_(v.e164)).limit(fetch))
-        ).all()
+    exact: tuple[tuple[int, MatchType, Any, tuple[str, ...], str], ...] = (
+        (1, "e164", phones.c.e164, v.e164, "exact E.164"),
+        (2, "national", phones.c.national, v.national, "national number"),
+    )
+    for rank, mtype, column, values, label in exact:
+        if not values:
+            continue
+        rows = (await conn.execute(select(*cols).where(column.in_(values)).limit(fetch))).all()
         for row in rows:
-            keep(row, 1, "e164")
-        steps.append(f"exact E.164 {', '.join(v.e164)}: {_phones(len(rows))}")
-    if v.national:
-        rows = (
-            await conn.execute(select(*cols).where(phones.c.national.in_(v.national)).limit(fetch))
-        ).all()
-        for row in rows:
-            keep(row, 2, "national")
-        steps.append(f"national number {', '.join(v.national)}: {_phones(len(rows))}")
+            keep(row, rank, mtype)
+        steps.append(f"{label} {', '.join(values)}: {_phones(len(rows))}")
     if v.suffix:
         low, high = suffix_range(v.suffix)
         cond = [phones.c.national_rev >= low]
