@@ -4,8 +4,8 @@ writer, transcript replays, the recording pipeline, an HTTP client."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,16 +103,34 @@ async def add_agents(runtime: Runtime) -> dict[str, tuple[int, str]]:
     }
 
 
-def spool_pipeline(runtime: Runtime, spool: Path, **options: Any) -> RecordingPipeline:
-    """A recording pipeline that finds pbx1's files in ``spool`` and publishes on the runtime."""
+def spool_pipeline(
+    runtime: Runtime,
+    spool: Path,
+    publish: Callable[[Any], object] | None = None,
+    **options: Any,
+) -> RecordingPipeline:
+    """A recording pipeline that finds pbx1's files in ``spool`` and publishes with ``publish``
+    (default: on the runtime's bus)."""
     return RecordingPipeline(
         runtime.engine,
         runtime.settings.recordings,
         {"pbx1": spool},
-        runtime.publish,
+        publish or runtime.publish,
         stable_interval=0.01,
         **options,
     )
+
+
+@asynccontextmanager
+async def running(work: Coroutine[Any, Any, object]) -> AsyncIterator[asyncio.Task[object]]:
+    """``work`` running as a task for the block; cancelled and awaited at the end."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
 
 
 @asynccontextmanager

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +21,9 @@ from connector.app import Runtime, build_runtime
 from connector.events.model import CallEnded, CallRinging, Outcome, Party, TaskCreated
 from connector.events.wire import event_from_dict
 from connector.outbox import OutboxWorker
-from connector.web.app import create_app
 from crm_sync.auth import issue_token
 from crm_sync.schema import users
+from tests.integration.calllog_support import running, web_client
 from tests.integration.webhook_env import make_settings
 
 SECRET = "receiver-shared-secret-0123456789"
@@ -87,18 +87,13 @@ async def daemon(
 ) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any], OutboxWorker]]:
     """The runtime, its API on loopback and the outbox worker running."""
     runtime = await build_runtime(settings)
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(runtime), host="127.0.0.1"))
-    await client.start_server()
-    worker = OutboxWorker(runtime, poll_interval=0.2)
-    runtime.extras["outbox"] = worker
-    task = asyncio.create_task(worker.run())
     try:
-        yield runtime, client, worker
+        async with web_client(runtime) as client:
+            worker = OutboxWorker(runtime, poll_interval=0.2)
+            runtime.extras["outbox"] = worker
+            async with running(worker.run()):
+                yield runtime, client, worker
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        await client.close()
         await runtime.engine.dispose()
 
 

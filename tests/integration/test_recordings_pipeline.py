@@ -28,7 +28,7 @@ from connector.recordings import (
     purge_expired,
 )
 from crm_sync.schema import recordings
-from tests.integration.calllog_support import WAVS, open_runtime
+from tests.integration.calllog_support import WAVS, open_runtime, spool_pipeline
 
 ANSWERED = "in-20261128-212111-1795900871.1.wav"
 EMPTY = "in-20261128-212134-1795900894.5.wav"
@@ -46,15 +46,8 @@ def ffprobe_duration(path: Path) -> float:
 
 
 def pipeline_for(runtime, spool: Path, bus: EventBus, **kw) -> RecordingPipeline:  # type: ignore[no-untyped-def]
-    return RecordingPipeline(
-        runtime.engine,
-        runtime.settings.recordings,
-        {"pbx1": spool},
-        bus.publish,
-        stable_interval=0.01,
-        appear_timeout=2.0,
-        download_backoff=0.01,
-        **kw,
+    return spool_pipeline(
+        runtime, spool, bus.publish, appear_timeout=2.0, download_backoff=0.01, **kw
     )
 
 

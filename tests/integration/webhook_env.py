@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
@@ -27,9 +27,9 @@ from connector.app import Runtime, build_runtime
 from connector.config import settings_from_mapping
 from connector.events.bus import Subscription
 from connector.events.model import Event
-from connector.web.app import create_app
 from connector.webhooks_inbox import InboxWorker
 from crm_sync.schema import extensions, users, webhook_inbox
+from tests.integration.calllog_support import running, web_client
 
 ACCOUNTS: list[dict[str, Any]] = [
     {
@@ -246,14 +246,11 @@ async def webhook_env(
     worker = InboxWorker(runtime, reorder_window=reorder_window, poll_interval=0.5)
     runtime.extras[webhooks_inbox.INBOX_KEY] = worker
     events = runtime.bus.subscribe("webhook-test")
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(runtime), host="127.0.0.1"))
-    await client.start_server()
-    task = asyncio.create_task(worker.run() if run_worker else asyncio.Event().wait())
     try:
-        yield WebhookEnv(runtime=runtime, client=client, worker=worker, events=events)
+        async with (
+            web_client(runtime) as client,
+            running(worker.run() if run_worker else asyncio.Event().wait()),
+        ):
+            yield WebhookEnv(runtime=runtime, client=client, worker=worker, events=events)
     finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
-        await client.close()
         await runtime.engine.dispose()
