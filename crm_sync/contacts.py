@@ -470,6 +470,25 @@ async def _get(conn: AsyncConnection, kind: _Kind[E], entity_id: int) -> E:
     return found
 
 
+async def _store_phones_and_audit(
+    conn: AsyncConnection,
+    kind: _Kind[E],
+    entity_id: int,
+    action: str,
+    values: Mapping[str, Any],
+    parsed: list[tuple[NormalizedPhone, str]] | None,
+    *,
+    user_id: int | None,
+    now: datetime,
+) -> E:
+    """Insert the ``parsed`` phones, audit ``<entity>.<action>`` and return the entity."""
+    if parsed:
+        await conn.execute(phones.insert(), _phone_values(parsed, kind.owner, entity_id))
+    details = _audit_view(values, parsed)
+    await record(conn, user_id, f"{kind.entity}.{action}", kind.entity, entity_id, details, now=now)
+    return await _get(conn, kind, entity_id)
+
+
 async def _create(
     conn: AsyncConnection,
     kind: _Kind[E],
@@ -488,11 +507,9 @@ async def _create(
         table.insert().values(**values, created_at=now, updated_at=now).returning(table.c.id)
     )
     entity_id = int(result.scalar_one())
-    if parsed:
-        await conn.execute(phones.insert(), _phone_values(parsed, kind.owner, entity_id))
-    details = _audit_view(values, parsed)
-    await record(conn, user_id, f"{kind.entity}.create", kind.entity, entity_id, details, now=now)
-    return await _get(conn, kind, entity_id)
+    return await _store_phones_and_audit(
+        conn, kind, entity_id, "create", values, parsed, user_id=user_id, now=now
+    )
 
 
 async def _update(
@@ -516,11 +533,9 @@ async def _update(
     )
     if parsed is not None:
         await conn.execute(delete(phones).where(kind.owner == entity_id))
-        if parsed:
-            await conn.execute(phones.insert(), _phone_values(parsed, kind.owner, entity_id))
-    details = _audit_view(values, parsed)
-    await record(conn, user_id, f"{kind.entity}.update", kind.entity, entity_id, details, now=now)
-    return await _get(conn, kind, entity_id)
+    return await _store_phones_and_audit(
+        conn, kind, entity_id, "update", values, parsed, user_id=user_id, now=now
+    )
 
 
 async def _delete(
