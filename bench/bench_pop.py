@@ -229,6 +229,7 @@ def run(
             samples=ours["burst"],
         ),
     ]
+    out[0].goal = out[1].goal = 10.0
     extra = {
         "pop_sustained_ms": s,
         "pop_sustained_floor_ms": fs,

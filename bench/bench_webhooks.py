@@ -159,6 +159,8 @@ def run(
             rate >= 1000,
             f"{n:,} requests, {concurrency} in flight, {ok_status:,} answered 200 "
             f"(statuses {ours['statuses']}); {stored:,} rows in the inbox",
+            goal=1000,
+            higher=True,
         ),
         Measurement(
             "webhooks",
@@ -170,6 +172,7 @@ def run(
             s["p99"] <= 20,
             f"p50 {s['p50']:.1f} ms (floor {fs['p50']:.1f} ms); client in another process",
             samples=ours["lat"],
+            goal=20,
         ),
     ], {
         "webhooks_ms": s,

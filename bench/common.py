@@ -33,6 +33,16 @@ class Measurement:
     met: bool | None
     note: str = ""
     samples: list[float] = field(default_factory=list, repr=False)
+    goal: float | None = None  # the target's number, to say by how much it is missed
+    higher: bool = False  # True when more is better (rates)
+
+    def gap(self) -> str:
+        """How far from the goal a missed target is (``""`` when met or without a number)."""
+        if self.met is not False or not self.goal or not self.connector:
+            return ""
+        if self.higher:
+            return f"{self.connector / self.goal:.0%} of the goal"
+        return f"{self.connector / self.goal:.1f}x the goal"
 
     def row(self) -> dict[str, Any]:
         """The serialisable form (without the raw samples)."""
@@ -128,6 +138,8 @@ def write_results(measurements: list[Measurement], extra: dict[str, Any]) -> Pat
     lines = [
         "# Benchmark results",
         "",
+        "`python -m bench` (or `make bench`) writes this file; see bench/__main__.py.",
+        "",
         f"Machine: {info['cores']} cores, {info['cpu']}, {info['memory_gib']} GiB, "
         f"Python {info['python']}, {info['date']}.",
         "",
@@ -138,13 +150,34 @@ def write_results(measurements: list[Measurement], extra: dict[str, Any]) -> Pat
         ratio = f"{m.connector / m.floor:.2f}x" if m.floor else "–"
         floor = f"{m.floor:,.3f} {m.unit}" if m.floor is not None else "–"
         met = {True: "yes", False: "**no**", None: "–"}[m.met]
+        if m.gap():
+            met += f" ({m.gap()})"
         lines.append(
             f"| {m.benchmark} | {m.metric} | {m.connector:,.3f} {m.unit} | {floor} | {ratio} | "
             f"{m.target} | {met} | {m.note} |"
         )
     notes = extra.get("notes")
     if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+        lines += ["", "## What changed, and why the missed targets are missed", ""]
+        lines += [f"- {n}" for n in notes]
+    soak = extra.get("soak")
+    if isinstance(soak, dict) and soak.get("samples"):
+        lines += [
+            "",
+            f"## Soak samples ({soak.get('date', '')})",
+            "",
+            "| t (s) | calls | RSS (MB) | tracker conversations | tracker tombstones "
+            "| hub calls | pop p99 (ms) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        rows = soak["samples"]
+        step = max(1, len(rows) // 15)
+        for r in rows[::step] + ([rows[-1]] if (len(rows) - 1) % step else []):
+            lines.append(
+                f"| {r['t_s']:.0f} | {r['calls']:,.0f} | {r['rss_mb']:.0f} | "
+                f"{r['tracker_conversations']:.0f} | {r['tracker_tombstones']:.0f} | "
+                f"{r['hub_calls']:.0f} | {r['pop_p99_ms']:.1f} |"
+            )
     md = RESULTS / "results.md"
     md.write_text("\n".join(lines) + "\n")
     return md
