@@ -28,7 +28,11 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "lookup": ("bench.bench_lookup", {}, {"contacts": 20_000, "n": 2_000}),
     "calllog": ("bench.bench_calllog", {}, {"n": 500}),
     "recordings": ("bench.bench_recordings", {}, {"seconds": 300}),
-    "pop": ("bench.bench_pop", {}, {"agents": 100, "rate": 50, "seconds": 4, "burst": 200}),
+    "pop": (
+        "bench.bench_pop",
+        {},
+        {"agents": 100, "rate": 50, "seconds": 4, "burst": 200, "low_rate": 20},
+    ),
     "connections": ("bench.bench_connections", {}, {"agents": 500}),
     "webhooks": ("bench.bench_webhooks", {}, {"requests": 2_000}),
     "soak": ("bench.bench_soak", {}, {"minutes": 1, "agents": 20, "every": 5}),

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 PANELS = (
-    ("pop latency, sustained", "pop", "pop_floor"),
+    ("pop latency, full rate", "pop", "pop_floor"),
+    ("pop latency, moderate rate", "pop_low", "pop_low_floor"),
     ("pop latency, burst", "burst", "burst_floor"),
     ("caller lookup", "lookup", "lookup_floor"),
+    ("webhooks, per request", "webhooks", "webhooks_floor"),
 )
 
 
@@ -22,8 +24,13 @@ def plot(samples: dict[str, list[float]], extra: dict[str, Any], path: Path) -> 
     panels = [p for p in PANELS if samples.get(p[1])]
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, (title, ours, floor) in zip(axes[0], panels, strict=True):
+    cols = min(3, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (title, ours, floor) in zip(flat, panels, strict=False):
         for key, label in ((ours, "connector"), (floor, "floor")):
             values = sorted(v * 1000 for v in samples.get(key) or [])
             if not values:
