@@ -11,9 +11,10 @@ Rules, applied by :func:`after_call` inside the call log's transaction:
 * A **later answered call with the same number**, in either direction, closes the open callback
   tasks of that number, noting who called back (or whom the customer reached) and when.
 
-Numbers are keyed by E.164 (``tasks.number_e164``); a missed call from a number without an
-E.164 form still gets a task, which is neither folded nor closed automatically. Each created or
-updated task yields a ``task.created`` event for the bus.
+Numbers are keyed by :func:`number_key` (stored in ``tasks.number_e164``): the E.164 form, or
+for a number without one (a short service number, an odd format) its digits, so repeats of those
+fold and close too. Hidden numbers get no key and no task. Each created or updated task yields a
+``task.created`` event for the bus.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["after_call", "number_key"]
+__all__ = ["MAX_KEY_DIGITS", "after_call", "number_key"]
 
 UserOf = Callable[[str, str], int | None]
 
@@ -49,12 +50,21 @@ _OUTCOME_TEXT = {
 }
 
 
+#: The longest digit string used as a key for a number without an E.164 form; anything longer
+#: is garbage from the PBX (its missed call still gets a task, but it is not folded or closed).
+MAX_KEY_DIGITS = 20
+
+
 def number_key(raw: str, e164: str | None) -> str | None:
-    """The key callback tasks use for a number: its E.164 form; None if hidden or not a real
-    phone number (such a missed call still gets a task, but it is not folded or auto-closed)."""
+    """The key callback tasks use for a number: its E.164 form (``+79161234567``), else its
+    digits (``0611`` for ``*06-11``, never starting with ``+`` so the two cannot collide);
+    None if the number is hidden or its digits are too many to be a phone number."""
     if not raw or is_hidden(raw):
         return None
-    return e164
+    if e164:
+        return e164
+    digits = digits_of(raw)
+    return digits if 0 < len(digits) <= MAX_KEY_DIGITS else None
 
 
 def printable(text: str) -> str:

@@ -4,7 +4,8 @@ the activity (call) that caused them.
 Create and update take a plain mapping and check it. Fields: ``title`` (required on create),
 ``description``, ``kind`` (``general`` or ``callback``), ``status`` (``open``, ``done``,
 ``cancelled``), ``due_at`` (ISO 8601), ``assignee_id``, ``contact_id``, ``company_id``,
-``activity_id``, ``number_e164``, ``closed_note``. Moving to ``done``/``cancelled`` sets
+``activity_id``, ``number_e164`` (the number a callback task is about: E.164, or only digits
+for a number without an E.164 form), ``closed_note``. Moving to ``done``/``cancelled`` sets
 ``closed_at``; reopening clears it.
 
 Visibility is the caller's business: :func:`list_tasks` filters by ``assignee_ids`` so the API
@@ -113,7 +114,8 @@ _LINKS = {
     "company_id": (companies, "company"),
     "activity_id": (activities, "activity"),
 }
-_E164 = re.compile(r"\+[1-9]\d{4,19}")
+# E.164, or the digits of a number that has no E.164 form (crm_sync.callbacks.number_key).
+_NUMBER_KEY = re.compile(r"\+[1-9]\d{4,19}|\d{1,20}")
 
 
 def _task_of(r: Any) -> Task:
@@ -177,9 +179,12 @@ def _values(data: Mapping[str, Any], *, creating: bool) -> dict[str, Any]:
             values[key] = opt_id(data, key)
     if "number_e164" in data:
         number = data.get("number_e164")
-        if number is not None and (not isinstance(number, str) or not _E164.fullmatch(number)):
+        if number is not None and (
+            not isinstance(number, str) or not _NUMBER_KEY.fullmatch(number)
+        ):
             raise ValidationError(
-                "number_e164", f"number_e164 must be like +79161234567, got {number!r}"
+                "number_e164",
+                f"number_e164 must be like +79161234567 (or digits only), got {number!r}",
             )
         values["number_e164"] = number
     if "closed_note" in data:

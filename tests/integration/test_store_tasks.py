@@ -84,7 +84,7 @@ async def test_task_lifecycle_and_filters(tmp_path: Path) -> None:
         ({"title": "x", "assignee_id": 999}, "assignee_id"),
         ({"title": "x", "contact_id": 999}, "contact_id"),
         ({"title": "x", "activity_id": True}, "activity_id"),
-        ({"title": "x", "number_e164": "8916"}, "number_e164"),
+        ({"title": "x", "number_e164": "8 916-12"}, "number_e164"),
         ({"title": "x", "priority": 1}, "priority"),
     ],
 )
