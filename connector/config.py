@@ -174,6 +174,8 @@ class WebhookAccountSettings:
     timezone: str = "UTC"
     allow_ips: tuple[str, ...] = ()
     max_skew_seconds: int = 300
+    route_calls: bool = False  # Zadarma: answer NOTIFY_START with the manager's extension
+    route_budget_ms: int = 500  # how long that answer may wait for the store
 
     @property
     def pbx_name(self) -> str:
@@ -543,7 +545,11 @@ def _webhook(s: _Section) -> WebhookAccountSettings:
         timezone=s.string("timezone", "UTC"),
         allow_ips=s.strings("allow_ips", ()),
         max_skew_seconds=s.integer("max_skew_seconds", 300, 1, 86400 * 7),
+        route_calls=s.boolean("route_calls", False),
+        route_budget_ms=s.integer("route_budget_ms", 500, 10, 10_000),
     )
+    if out.route_calls and out.provider != "zadarma":
+        raise _fail(s._key("route_calls"), "false unless provider is zadarma", True)
     if not out.provider:
         raise _fail(s._key("provider"), "one of " + ", ".join(PROVIDERS), "")
     try:

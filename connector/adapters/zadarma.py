@@ -20,6 +20,11 @@ NOTIFY_RECORD      RecordingFound(reference="zadarma:<account>:<call_id_with_rec
 NOTIFY_IVR         nothing (accepted)
 =================  ==========================================================================
 
+Dynamic routing (PROVIDERS.md 1.4): Zadarma takes the body of the answer to ``NOTIFY_START`` as
+instructions, ``{"redirect": "<extension>", "caller_name": "<name>"}`` among them; an empty
+body leaves the call to the PBX's own scenario. :func:`routing_number` says which events may be
+answered that way and :func:`route_answer` shapes the body; the web route asks the CRM.
+
 Times: ``call_start`` is local time of the account (``timezone`` setting), converted to UTC. It
 is the only provider time, so ring and answer are stamped with it and the end with
 ``call_start + duration``.
@@ -66,10 +71,13 @@ from connector.events.model import (
 
 __all__ = [
     "EVENTS",
+    "MAX_CALLER_NAME",
     "RECORDING_PREFIX",
     "echo_reply",
     "outcome_of",
     "parse",
+    "route_answer",
+    "routing_number",
     "sign_api_request",
     "signature",
     "signature_string",
@@ -91,6 +99,8 @@ EVENTS: dict[str, tuple[str, ...]] = {
 }
 
 _EXTENSION = re.compile(r"^[0-9]{2,5}$")
+#: Longest ``caller_name`` sent back (it becomes the SIP display name on the agent's phone).
+MAX_CALLER_NAME = 64
 _ECHO = re.compile(r"^[A-Za-z0-9_\-.]{1,200}$")
 
 
@@ -296,6 +306,32 @@ def parse(
         )
     # NOTIFY_IVR: an IVR step; nothing for the call model.
     return Decoded(event_key=key, conversation_id=call, observations=tuple(obs), kind=event)
+
+
+def routing_number(decoded: Decoded) -> str | None:
+    """The caller's number if this event may be answered with a route, else None.
+
+    Only ``NOTIFY_START`` is: ``NOTIFY_IVR`` follows an IVR step where the caller made a choice
+    (or one asked for with ``wait_dtmf``, which we never send), and a redirect must not
+    override it."""
+    if decoded.kind != "NOTIFY_START":
+        return None
+    for obs in decoded.observations:
+        if isinstance(obs, ConversationStarted):
+            return obs.caller.number
+    return None
+
+
+def route_answer(extension: str, caller_name: str) -> dict[str, str]:
+    """The JSON body answering ``NOTIFY_START``: ``redirect`` to ``extension`` and the
+    ``caller_name`` to show, each only when known; ``{}`` means "answer with an empty body"."""
+    body: dict[str, str] = {}
+    if _EXTENSION.match(extension):
+        body["redirect"] = extension
+    name = " ".join("".join(ch for ch in caller_name if ch.isprintable()).split())
+    if name:
+        body["caller_name"] = name[:MAX_CALLER_NAME].rstrip()
+    return body
 
 
 def _inbound_started(

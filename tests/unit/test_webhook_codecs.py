@@ -429,3 +429,24 @@ def test_outbox_pacing_per_endpoint() -> None:
     bucket = _Bucket(rate=2.0)
     assert [bucket.delay(100.0) for _ in range(3)] == [0.0, 0.5, 1.0]
     assert bucket.delay(110.0) == 0.0  # an idle endpoint starts fresh
+
+
+def test_zadarma_routing_answer_shape() -> None:
+    acc = account("zadarma")
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    base = {"pbx_call_id": "in_1", "call_start": "2026-11-28 15:00:00", "called_did": "749"}
+    started = zadarma.parse(
+        acc, form_request({"event": "NOTIFY_START", "caller_id": "79161234567", **base}), now
+    )
+    assert zadarma.routing_number(started) == "79161234567"
+    for event in ("NOTIFY_INTERNAL", "NOTIFY_IVR", "NOTIFY_END"):
+        fields = {"event": event, "caller_id": "79161234567", "internal": "100", **base}
+        assert zadarma.routing_number(zadarma.parse(acc, form_request(fields), now)) is None
+    assert zadarma.route_answer("100", "Ivan Petrov") == {
+        "redirect": "100",
+        "caller_name": "Ivan Petrov",
+    }
+    assert zadarma.route_answer("", "") == {}
+    # only what Zadarma takes as an extension is a redirect; the name is one printable line
+    assert zadarma.route_answer("SIP/100", "  Bell\x07\n Name ") == {"caller_name": "Bell Name"}
+    assert zadarma.route_answer("100", "x" * 200)["caller_name"] == "x" * zadarma.MAX_CALLER_NAME
