@@ -44,7 +44,7 @@ def setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("aiohttp.access", "websockets.server", "alembic.runtime.migration"):
+    for noisy in ("aiohttp.access", "websockets.server", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
