@@ -258,3 +258,69 @@ async def test_unknown_caller_becomes_a_contact_and_contacts_can_be_edited(tmp_p
             await page.click("#contact-search button[type=submit]")
             await expect(page.locator(".contact-row")).to_have_count(1)
             await expect(page.locator(".contact-row")).to_contain_text("Nina Customer")
+
+
+async def test_contact_gets_a_company_and_a_manager_and_is_found_by_its_last_digits(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import select
+
+    from crm_sync.schema import companies, contacts, users
+
+    async with connector(tmp_path) as stack, chromium() as browser:
+        page = await signed_in(browser, stack.url, "agent101")
+        async with screenshots_on_failure("contact-pickers", page):
+            await page.click("nav.side button[data-view=contacts]")
+            await page.click("#contact-new")
+            form = page.locator("form.contact-form")
+            await form.locator("input[name=name]").fill("Pavel Orlov")
+            await form.locator("textarea[name=phones]").fill("+7 912 555-98-76")
+
+            # a company name typed but not picked from the list is not saved by guesswork
+            await form.locator("input[name=company]").fill("Nowhere Inc")
+            await expect(form.locator(".picker-list")).to_contain_text("No company matches")
+            await form.locator("button[type=submit]").click()
+            await expect(form.locator(".form-error")).to_contain_text("Pick the company")
+
+            await form.locator("input[name=company]").fill("Рома")
+            await expect(form.locator(".picker-option")).to_have_count(1)
+            await form.locator(".picker-option", has_text="ООО Ромашка").click()
+            await expect(form.locator(".form-error")).to_be_hidden()
+            await expect(form.locator("input[name=company]")).to_have_value("ООО Ромашка")
+            manager = form.locator("select[name=responsible_user_id]")
+            await expect(manager).to_have_attribute("data-loaded", "true")
+            await manager.select_option(label="Fedor Novikov · support")
+            await form.locator("button[type=submit]").click()
+
+            await expect(page.locator(".contact-title")).to_have_text("Pavel Orlov")
+            await expect(page.locator(".contact-company")).to_have_text("ООО Ромашка")
+            await expect(page.locator(".contact-manager")).to_have_text("Fedor Novikov")
+            async with stack.runtime.engine.connect() as conn:
+                saved = (
+                    await conn.execute(
+                        select(contacts.c.company_id, contacts.c.responsible_user_id).where(
+                            contacts.c.name == "Pavel Orlov"
+                        )
+                    )
+                ).one()
+                romashka = await conn.scalar(
+                    select(companies.c.id).where(companies.c.name == "ООО Ромашка")
+                )
+                fedor = await conn.scalar(select(users.c.id).where(users.c.login == "agent202"))
+            assert (saved.company_id, saved.responsible_user_id) == (romashka, fedor)
+
+            # found by the last digits of its number, however they are written
+            for query in ("9876", "55-98-76"):
+                await page.fill("#contact-q", query)
+                await page.click("#contact-search button[type=submit]")
+                await expect(page.locator(".contact-row")).to_have_count(1)
+                await expect(page.locator(".contact-row")).to_contain_text("Pavel Orlov")
+
+            # the edit form shows both; the company can be taken away again
+            await page.click("button.edit-contact")
+            await expect(form.locator("input[name=company]")).to_have_value("ООО Ромашка")
+            await expect(manager).to_have_value(str(fedor))
+            await form.locator(".picker-clear").click()
+            await form.locator("button[type=submit]").click()
+            await expect(page.locator(".contact-company")).to_have_text("—")
+            await expect(page.locator(".contact-manager")).to_have_text("Fedor Novikov")

@@ -702,7 +702,7 @@ async function searchContacts(text) {
   const q = text.trim();
   const params = new URLSearchParams({ limit: "50" });
   if (q) {
-    if (/^[+\d][\d\s()\-]{3,}$/.test(q)) params.set("phone", q);
+    if (looksLikePhone(q)) params.set("phone", q);
     else if (q.startsWith("#")) params.set("tag", q.slice(1));
     else params.set("q", q);
   }
@@ -719,6 +719,12 @@ async function searchContacts(text) {
   } catch (err) {
     if (!(err instanceof AuthError)) list.replaceChildren(h("div", { class: "error-box" }, err.message));
   }
+}
+
+// A number or the last digits of one ("4567", "+7 916 123", "(495) 12-34"): the API finds the
+// numbers ending in 4+ digits, and full numbers in any format.
+function looksLikePhone(q) {
+  return /^\+?[\d\s().\-]+$/.test(q) && q.replace(/\D/g, "").length >= 4;
 }
 
 async function openContact(id) {
@@ -738,6 +744,110 @@ function openNewContact(prefill = {}) {
   renderContact({ id: null, name: prefill.name || "", phones: prefill.phones || [], emails: [], tags: [], notes: "" }, true);
 }
 
+// The people a contact can be assigned to (active users), loaded once per page.
+let activeUsers = null;
+function loadActiveUsers() {
+  if (!activeUsers) {
+    activeUsers = api("/api/v1/users?active=true&limit=500")
+      .then((page) => page.items.slice().sort((a, b) => (a.name || a.login).localeCompare(b.name || b.login)))
+      .catch((err) => { activeUsers = null; throw err; });
+  }
+  return activeUsers;
+}
+
+// The responsible manager: a list of the active users; "" is nobody.
+function managerPicker(currentId, currentName) {
+  const select = h("select", { name: "responsible_user_id", class: "manager-picker" },
+    h("option", { value: "" }, "Not assigned"),
+    currentId ? h("option", { value: String(currentId), selected: true }, currentName || `User #${currentId}`) : null);
+  loadActiveUsers().then((people) => {
+    const keep = select.value;
+    const options = people.map((u) => h("option", { value: String(u.id) }, `${u.name || u.login}${u.team ? ` · ${u.team}` : ""}`));
+    // someone no longer active stays shown while they are the manager
+    if (keep && !people.some((u) => String(u.id) === keep)) options.unshift(h("option", { value: keep }, `${currentName || `User #${keep}`} (inactive)`));
+    select.replaceChildren(h("option", { value: "" }, "Not assigned"), ...options);
+    select.value = keep;
+    select.dataset.loaded = "true";
+  }).catch((err) => { if (!(err instanceof AuthError)) toast(`Could not load the people: ${err.message}`, "bad"); });
+  return select;
+}
+
+// The company: type part of its name, pick one of the matches (GET /api/v1/companies?q=).
+// value() is the chosen id, null for none, or throws when a name was typed but not picked.
+function companyPicker(currentId, currentName) {
+  const chosen = { id: currentId || null, name: currentId ? currentName || "" : "" };
+  const input = h("input", {
+    name: "company", value: chosen.name, placeholder: "Type to search companies", autocomplete: "off",
+    role: "combobox", "aria-autocomplete": "list", "aria-expanded": "false",
+  });
+  const list = h("div", { class: "picker-list", role: "listbox", hidden: true });
+  const clear = h("button", { type: "button", class: "ghost picker-clear", title: "No company", hidden: !chosen.id }, "✕");
+  const wrap = h("div", { class: "picker company-picker" }, h("div", { class: "picker-row" }, input, clear), list);
+  let timer = null;
+  let asked = 0;
+  const close = () => { list.hidden = true; input.setAttribute("aria-expanded", "false"); };
+  const pick = (company) => {
+    chosen.id = company ? company.id : null;
+    chosen.name = company ? company.name : "";
+    input.value = chosen.name;
+    clear.hidden = !chosen.id;
+    wrap.dataset.companyId = chosen.id ? String(chosen.id) : "";
+    close();
+    input.focus();
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  };
+  async function search() {
+    const q = input.value.trim();
+    const mine = ++asked;
+    if (!q) { close(); return; }
+    try {
+      const page = await api(`/api/v1/companies?${new URLSearchParams({ q, limit: "8" })}`);
+      if (mine !== asked) return; // an answer to an older query
+      list.replaceChildren(...page.items.map((c) => h(
+        "button",
+        { type: "button", class: "picker-option", role: "option", dataset: { id: String(c.id) }, onclick: () => pick(c) },
+        h("span", {}, c.name),
+        c.responsible_name ? h("span", { class: "muted small" }, c.responsible_name) : null,
+      )));
+      if (!page.items.length) list.replaceChildren(h("div", { class: "picker-empty muted small" }, `No company matches “${q}”.`));
+    } catch (err) {
+      if (err instanceof AuthError || mine !== asked) return;
+      list.replaceChildren(h("div", { class: "picker-empty error-box" }, err.message));
+    }
+    list.hidden = false;
+    input.setAttribute("aria-expanded", "true");
+  }
+  input.addEventListener("input", () => {
+    if (input.value.trim() !== chosen.name) { chosen.id = null; clear.hidden = true; wrap.dataset.companyId = ""; }
+    clearTimeout(timer);
+    timer = setTimeout(search, 200);
+  });
+  input.addEventListener("keydown", (ev) => {
+    const first = list.hidden ? null : list.querySelector(".picker-option");
+    if (ev.key === "Escape") close();
+    else if (ev.key === "Enter" && first) { ev.preventDefault(); first.click(); }
+    else if (ev.key === "ArrowDown" && first) { ev.preventDefault(); first.focus(); }
+  });
+  list.addEventListener("keydown", (ev) => {
+    const options = [...list.querySelectorAll(".picker-option")];
+    const at = options.indexOf(document.activeElement);
+    if (ev.key === "ArrowDown" && at >= 0) { ev.preventDefault(); (options[at + 1] || options[at]).focus(); }
+    else if (ev.key === "ArrowUp" && at >= 0) { ev.preventDefault(); (at ? options[at - 1] : input).focus(); }
+    else if (ev.key === "Escape") { close(); input.focus(); }
+  });
+  wrap.addEventListener("focusout", (ev) => { if (!wrap.contains(ev.relatedTarget)) close(); });
+  clear.addEventListener("click", () => pick(null));
+  wrap.dataset.companyId = chosen.id ? String(chosen.id) : "";
+  return {
+    el: wrap,
+    value() {
+      if (!input.value.trim()) return null;
+      if (chosen.id && input.value.trim() === chosen.name) return chosen.id;
+      throw new Error(`Pick the company “${input.value.trim()}” from the list, or clear the field.`);
+    },
+  };
+}
+
 function renderContact(c, editing = false) {
   const pane = $("#contact-detail");
   if (!editing) {
@@ -748,8 +858,8 @@ function renderContact(c, editing = false) {
         h("button", { type: "button", class: "edit-contact", onclick: () => renderContact(c, true) }, "Edit")),
       h("dl", { class: "facts" },
         h("dt", {}, "Phones"), h("dd", { class: "contact-phones" }, c.phones.length ? c.phones.map((p) => h("div", {}, phoneLink(p.e164 || p.raw, p.raw, c.id), p.label ? h("span", { class: "muted small" }, `  ${p.label}`) : null)) : "—"),
-        h("dt", {}, "Company"), h("dd", {}, c.company_name || "—"),
-        h("dt", {}, "Manager"), h("dd", {}, c.responsible_name || "—"),
+        h("dt", {}, "Company"), h("dd", { class: "contact-company" }, c.company_name || "—"),
+        h("dt", {}, "Manager"), h("dd", { class: "contact-manager" }, c.responsible_name || "—"),
         h("dt", {}, "E-mail"), h("dd", {}, c.emails.join(", ") || "—"),
         h("dt", {}, "Tags"), h("dd", {}, c.tags.length ? h("div", { class: "tags" }, c.tags.map((t) => h("span", { class: "tag" }, t))) : "—"),
         h("dt", {}, "Notes"), h("dd", {}, c.notes || "—")),
@@ -757,9 +867,12 @@ function renderContact(c, editing = false) {
     return;
   }
   const phones = (c.phones || []).map((p) => p.raw).join("\n");
+  const company = companyPicker(c.company_id, c.company_name);
   const form = h("form", { class: "contact-form" },
     h("div", { class: "form-grid" },
       h("label", { class: "wide" }, "Name", h("input", { name: "name", value: c.name || "", required: true })),
+      h("label", {}, "Company", company.el),
+      h("label", {}, "Manager", managerPicker(c.responsible_user_id, c.responsible_name)),
       h("label", {}, "Phones (one per line)", h("textarea", { name: "phones" }, phones)),
       h("label", {}, "E-mails (one per line)", h("textarea", { name: "emails" }, (c.emails || []).join("\n"))),
       h("label", { class: "wide" }, "Tags (comma separated)", h("input", { name: "tags", value: (c.tags || []).join(", ") })),
@@ -768,18 +881,33 @@ function renderContact(c, editing = false) {
     h("div", { class: "form-actions" },
       h("button", { type: "button", onclick: () => (c.id ? openContact(c.id) : pane.replaceChildren()) }, "Cancel"),
       h("button", { type: "submit", class: "primary" }, c.id ? "Save" : "Create contact")));
+  // an error shown for the last attempt goes away as soon as the form is changed
+  const clearError = () => { $(".form-error", form).hidden = true; };
+  form.addEventListener("input", clearError);
+  form.addEventListener("change", clearError);
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const data = new FormData(form);
     const lines = (v) => String(v || "").split(/[\n,;]+/).map((s) => s.trim()).filter(Boolean);
+    const err = $(".form-error", form);
+    let companyId;
+    try {
+      companyId = company.value();
+    } catch (e) {
+      err.textContent = e.message;
+      err.hidden = false;
+      return;
+    }
+    const manager = String(data.get("responsible_user_id") || "");
     const body = {
       name: String(data.get("name") || "").trim(),
       phones: lines(data.get("phones")),
       emails: lines(data.get("emails")),
       tags: String(data.get("tags") || "").split(",").map((s) => s.trim()).filter(Boolean),
       notes: String(data.get("notes") || ""),
+      company_id: companyId,
+      responsible_user_id: manager ? Number(manager) : null,
     };
-    const err = $(".form-error", form);
     try {
       const saved = c.id
         ? await api(`/api/v1/contacts/${c.id}`, { method: "PATCH", body })
