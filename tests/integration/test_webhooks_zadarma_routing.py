@@ -57,9 +57,10 @@ async def seed(env: Any) -> dict[str, int]:
 
 
 async def test_notify_start_is_answered_with_the_managers_extension(tmp_path: Path) -> None:
-    async with webhook_env(tmp_path, accounts(route_calls=True, route_budget_ms=5000)) as env:
+    async with webhook_env(tmp_path, accounts(route_calls=True, route_budget_ms=10_000)) as env:
         await seed(env)
         redirects = metric("connector_webhook_routes_total", provider="zadarma", result="redirect")
+        failed = metric("connector_webhook_routes_total", provider="zadarma", result="failed")
 
         # a known caller, in Zadarma's spelling: to the manager's extension, with the name
         resp = await post(env, start("in_known", "79161234567"))
@@ -81,6 +82,10 @@ async def test_notify_start_is_answered_with_the_managers_extension(tmp_path: Pa
         for call_id, caller in (("in_unknown", "79035550000"), ("in_hidden", "")):
             resp = await post(env, start(call_id, caller))
             assert resp.status == 200 and await resp.text() == "", caller
+
+        assert metric("connector_webhook_routes_total", provider="zadarma", result="failed") == (
+            failed
+        )
 
         # the other events of the call are answered as ever
         ringing = zadarma_call(
@@ -107,7 +112,7 @@ async def test_notify_start_is_answered_with_the_managers_extension(tmp_path: Pa
 async def test_routing_uses_the_fallback_chain(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
-        accounts(route_calls=True, route_budget_ms=5000),
+        accounts(route_calls=True, route_budget_ms=10_000),
         calllog={"fallback_chain": ["responsible", "default_user"], "fallback_user": "duty"},
     )
     async with webhook_env(tmp_path, settings=settings) as env:

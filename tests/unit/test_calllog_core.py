@@ -95,7 +95,10 @@ def test_calllog_hidden_numbers_have_no_key() -> None:
     assert number_key("", None) is None
     assert number_key("<unknown>", None) is None
     assert number_key("89161234567", "+79161234567") == "+79161234567"
-    assert number_key("0123", None) is None  # not a real number: a task, but no key
+    # no E.164 form (a short or odd number): its digits, so repeats fold and close
+    assert number_key("0123", None) == "0123"
+    assert number_key("*01-23", None) == "0123"
+    assert number_key("1" * 21, None) is None  # too long for a number: a task, but no key
 
 
 def test_calllog_chain_skips_nobody_and_unusable() -> None:
