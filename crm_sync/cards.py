@@ -29,6 +29,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
+from crm_sync.callbacks import number_key
 from crm_sync.lookup import lookup
 from crm_sync.phones import is_hidden, normalize
 from crm_sync.schema import activities, companies, phones, tasks, users
@@ -169,8 +170,9 @@ async def build_card(
         tasks.c.contact_id.in_(contact_ids),
         tasks.c.company_id.in_(company_ids),
     ]
-    if e164:
-        task_filter.append(tasks.c.number_e164 == e164)
+    key = number_key(number, e164)  # callback tasks keep short numbers by their digits
+    if key:
+        task_filter.append(tasks.c.number_e164 == key)
     rows = await conn.execute(
         select(
             tasks.c.id,
