@@ -203,7 +203,13 @@ def _sweeper_components(runtime: Runtime) -> list[Component]:
 
 def _load_factories() -> list[ComponentFactory]:
     """The component factories of every feature, in start order."""
-    factories: list[ComponentFactory] = [*COMPONENT_FACTORIES, _sweeper_components]
+    from connector.cluster import cluster_components
+
+    factories: list[ComponentFactory] = [
+        cluster_components,  # first: it tells the bus who gets other processes' events
+        *COMPONENT_FACTORIES,
+        _sweeper_components,
+    ]
     from connector.adapters.ami import ami_components
 
     factories.append(ami_components)
@@ -324,6 +330,9 @@ async def serve(
         components: list[Component] = [*extra_components]
         for factory in _load_factories():
             components.extend(factory(runtime))
+        from connector.cluster import arrange
+
+        components = arrange(runtime, components)  # leases, when several processes share work
         async with asyncio.TaskGroup() as tg:
             for component in components:
                 logger.info("starting %s", component.name)

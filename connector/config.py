@@ -24,6 +24,7 @@ from typing import Any
 __all__ = [
     "AmiPbxSettings",
     "CallLogSettings",
+    "ClusterSettings",
     "ConfigError",
     "DemoSettings",
     "HubSettings",
@@ -268,6 +269,30 @@ class DemoSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """[cluster]: several connector processes sharing one PostgreSQL and one Redis."""
+
+    redis_url: str = ""  # empty: a single process, nothing is shared
+    node_id: str = ""  # empty: hostname-pid
+    lease_seconds: float = 15.0
+    channel: str = "connector:events"
+
+    @property
+    def enabled(self) -> bool:
+        """True when several processes cooperate (a Redis URL is set)."""
+        return bool(self.redis_url)
+
+    @property
+    def effective_node_id(self) -> str:
+        """This process's name in the cluster: ``node_id`` or ``<hostname>-<pid>``."""
+        if self.node_id:
+            return self.node_id
+        import socket
+
+        return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the connector is configured with. Built once by :func:`load_settings`."""
 
@@ -282,6 +307,7 @@ class Settings:
     outgoing_webhooks: OutgoingWebhookSettings = field(default_factory=OutgoingWebhookSettings)
     softphone: SoftphoneSettings = field(default_factory=SoftphoneSettings)
     demo: DemoSettings = field(default_factory=DemoSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     config_path: Path | None = None
 
 
@@ -680,6 +706,24 @@ def _demo(s: _Section) -> DemoSettings:
     return out
 
 
+def _cluster(s: _Section) -> ClusterSettings:
+    d = ClusterSettings()
+    out = ClusterSettings(
+        redis_url=s.string("redis_url", d.redis_url),
+        node_id=s.string("node_id", d.node_id),
+        lease_seconds=s.number("lease_seconds", d.lease_seconds, 0.3, 3600),
+        channel=s.string("channel", d.channel),
+    )
+    if out.redis_url and not re.match(r"^(rediss?|unix)://\S+$", out.redis_url):
+        raise _fail(s._key("redis_url"), "a redis://, rediss:// or unix:// URL", out.redis_url)
+    if out.node_id and not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,100}", out.node_id):
+        raise _fail(s._key("node_id"), "1..100 of A-Z a-z 0-9 _ . : -", out.node_id)
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,200}", out.channel):
+        raise _fail(s._key("channel"), "1..200 of A-Z a-z 0-9 _ . : -", out.channel)
+    s.finish()
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Loading
 # --------------------------------------------------------------------------------------------
@@ -755,6 +799,7 @@ def settings_from_mapping(
         outgoing_webhooks=_outgoing(sub("outgoing_webhooks")),
         softphone=_softphone(sub("softphone"), base),
         demo=_demo(sub("demo")),
+        cluster=_cluster(sub("cluster")),
         config_path=config_path,
     )
     top.finish()

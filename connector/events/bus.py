@@ -3,6 +3,11 @@
 Publishing never blocks and never waits for a consumer: each subscriber has its own bounded
 queue; when a queue is full the event is dropped *for that subscriber only*, counted, and logged.
 So a slow consumer is reported and never delays the others, and memory stays bounded.
+
+With several processes (see :mod:`connector.cluster_bus`), events made by another process are
+published with ``remote=True``. Only subscriptions that asked for them (``include_remote``)
+receive those: screen pops go to every process's agents, while workers that write (call log,
+outbox, recordings) see each event once, on the process that made it.
 """
 
 from __future__ import annotations
@@ -36,10 +41,14 @@ class Subscription:
     types: frozenset[str] | None
     queue: asyncio.Queue[Event]
     dropped: int = 0
+    include_remote: bool = False
     _closed: bool = field(default=False, repr=False)
 
-    def wants(self, event: Event) -> bool:
-        """True if this subscription asked for the event's type (or for every type)."""
+    def wants(self, event: Event, remote: bool = False) -> bool:
+        """True if this subscription asked for the event's type (or for every type), and, for
+        an event from another process (``remote``), for remote events."""
+        if remote and not self.include_remote:
+            return False
         return self.types is None or event.TYPE in self.types
 
     async def get(self) -> Event:
@@ -64,19 +73,29 @@ class EventBus:
     def __init__(self, default_queue_size: int = 10_000) -> None:
         self._subs: list[Subscription] = []
         self._default_queue_size = default_queue_size
+        #: Subscriber names that receive remote events unless ``subscribe`` says otherwise.
+        self.remote_subscribers: set[str] = set()
 
     def subscribe(
         self,
         name: str,
         types: set[str] | frozenset[str] | None = None,
         queue_size: int | None = None,
+        include_remote: bool | None = None,
     ) -> Subscription:
-        """Register a consumer. ``types`` limits the event types it receives (None: all)."""
+        """Register a consumer. ``types`` limits the event types it receives (None: all).
+
+        ``include_remote``: also receive events from other processes (None: if ``name`` is in
+        :attr:`remote_subscribers`, which is empty unless clustering is on).
+        """
         size = queue_size or self._default_queue_size
+        if include_remote is None:
+            include_remote = name in self.remote_subscribers
         sub = Subscription(
             name=name,
             types=frozenset(types) if types is not None else None,
             queue=asyncio.Queue(maxsize=size),
+            include_remote=include_remote,
         )
         self._subs.append(sub)
         return sub
@@ -87,11 +106,14 @@ class EventBus:
         if sub in self._subs:
             self._subs.remove(sub)
 
-    def publish(self, event: Event) -> None:
-        """Deliver ``event`` to every interested subscriber without blocking."""
+    def publish(self, event: Event, *, remote: bool = False) -> None:
+        """Deliver ``event`` to every interested subscriber without blocking.
+
+        ``remote``: the event was made by another process (only ``include_remote``
+        subscriptions get it)."""
         PUBLISHED.inc()
         for sub in self._subs:
-            if not sub.wants(event):
+            if not sub.wants(event, remote):
                 continue
             try:
                 sub.queue.put_nowait(event)

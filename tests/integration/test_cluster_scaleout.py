@@ -1,0 +1,377 @@
+"""Scale-out: two connector nodes on one PostgreSQL database and one Redis.
+
+Each node is a real runtime (``build_runtime``) running every component the daemon runs
+(``_load_factories`` + ``cluster.arrange``, supervised as in ``serve``), with its own hub on a
+free port. One fake AMI server (real TCP) stands for the PBX. Checked: only the lease holder
+connects; an agent connected to the *other* node gets the pop; the call is logged once (by
+the node that saw it); the other node takes the PBX over when the holder stops, and after the
+lease expires when the holder is killed (a real ``connector run`` killed with SIGKILL); with
+Redis unreachable both nodes run alone without failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import func, select
+
+from connector.adapters.ami import AmiAdapter
+from connector.adapters.ami_replay_server import FakeAmiServer
+from connector.app import Component, Runtime, _load_factories, _supervise, build_runtime
+from connector.cluster import arrange
+from connector.cluster_bus import ClusterBridge, decode_message, encode_message
+from connector.cluster_lease import LeasedComponent, LeaseState, LeaseStore
+from connector.config import ConfigError, settings_from_mapping
+from connector.events.bus import EventBus
+from connector.events.model import CallEnded
+from connector.events.wire import WireFormatError
+from connector.hub import Hub
+from connector.web.health import pbx_health
+from crm_sync.schema import activities
+from tests.integration.ami_harness import SECRET, pbx_config, transcript
+from tests.integration.hub_env import handshake, recv_type, ringing, seed_people
+
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS = "redis://127.0.0.1:6379/0"
+LEASE = 1.0  # seconds: short, so failover happens within the test's bounded waits
+
+
+@contextlib.asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """A fresh database for this test, dropped afterwards; yields its SQLAlchemy URL."""
+    name = f"cluster_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def node_raw(
+    tmp_path: Path, node: str, db: str, ami_port: int, channel: str, redis: str = REDIS
+) -> dict[str, Any]:
+    """The settings of one node (as a TOML-shaped mapping)."""
+    return {
+        "storage": {"data_dir": str(tmp_path / node), "database_url": db},
+        "server": {"port": 0},
+        "hub": {"port": 0, "heartbeat_seconds": 5, "lookup_budget_ms": 0},
+        "pbx": [pbx_config("pbx1", ami_port)],
+        "cluster": {
+            "redis_url": redis,
+            "node_id": node,
+            "lease_seconds": LEASE,
+            "channel": channel,
+        },
+    }
+
+
+@dataclass
+class Node:
+    """A running node: its runtime and its components by name."""
+
+    runtime: Runtime
+    components: dict[str, Component]
+    tasks: list[asyncio.Task[None]]
+
+    @property
+    def pbx_lease(self) -> LeasedComponent:
+        lease = self.components["ami:pbx1"]
+        assert isinstance(lease, LeasedComponent)
+        return lease
+
+    @property
+    def adapter(self) -> AmiAdapter:
+        inner = self.pbx_lease.inner
+        assert isinstance(inner, AmiAdapter)
+        return inner
+
+    @property
+    def hub(self) -> Hub:
+        hub = self.runtime.extras["hub"]
+        assert isinstance(hub, Hub)
+        return hub
+
+    @property
+    def bridge(self) -> ClusterBridge:
+        bridge = self.runtime.extras["cluster_bus"]
+        assert isinstance(bridge, ClusterBridge)
+        return bridge
+
+    def calllog_handled(self) -> int:
+        return int(getattr(self.components["calllog"], "handled", 0))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    def alive(self) -> bool:
+        return bool(self.tasks) and not any(t.done() for t in self.tasks)
+
+
+@contextlib.asynccontextmanager
+async def running_node(tmp_path: Path, raw: dict[str, Any]) -> AsyncIterator[Node]:
+    """Every component of the daemon, arranged for the cluster, each under the supervisor."""
+    settings = settings_from_mapping(raw, base_dir=tmp_path, environ={})
+    runtime = await build_runtime(settings)
+    components: list[Component] = []
+    for factory in _load_factories():
+        components.extend(factory(runtime))
+    components = arrange(runtime, components)
+    tasks = [asyncio.create_task(_supervise(c), name=c.name) for c in components]
+    node = Node(runtime, {c.name: c for c in components}, tasks)
+    try:
+        async with asyncio.timeout(10):
+            await node.hub.ready.wait()
+        yield node
+    finally:
+        await node.stop()
+        await runtime.engine.dispose()
+
+
+async def until(condition: Callable[[], bool], *events: Callable[[], asyncio.Event]) -> None:
+    """Wait (bounded by the caller's timeout) until ``condition()``, re-checked whenever one of
+    ``events`` (read afresh each time) is set."""
+    while not condition():
+        waits = [asyncio.create_task(e().wait()) for e in events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+
+async def holding(node: Node, timeout: float = 10.0) -> None:
+    """Wait until ``node`` holds pbx1's lease and its adapter is logged in."""
+    async with asyncio.timeout(timeout):
+        await until(
+            lambda: node.pbx_lease.state is LeaseState.HOLDING, lambda: node.pbx_lease.changed
+        )
+    await node.adapter.wait_until(lambda: node.adapter.status["connected"] is True, timeout)
+
+
+async def logged_calls(runtime: Runtime) -> int:
+    async with runtime.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(activities)) or 0)
+
+
+@pytest.mark.postgres
+async def test_two_nodes_one_pbx_connection_pops_everywhere_logged_once(tmp_path: Path) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        async with running_node(tmp_path, node_raw(tmp_path, "a", db, ami.port, channel)) as a:
+            _ids, tokens, _ = await seed_people(a.runtime)
+            await holding(a)
+            async with running_node(tmp_path, node_raw(tmp_path, "b", db, ami.port, channel)) as b:
+                # b stands by and knows who holds the PBX; only one connection reaches the PBX
+                async with asyncio.timeout(10):
+                    await until(
+                        lambda: (
+                            b.pbx_lease.state is LeaseState.STANDBY
+                            and b.runtime.pbx_status["pbx1"]["lease_holder"] == "a"
+                        ),
+                        lambda: b.pbx_lease.changed,
+                    )
+                    await until(lambda: a.bridge.connected, lambda: a.bridge._changed)
+                    await until(lambda: b.bridge.connected, lambda: b.bridge._changed)
+                assert ami.logins == 1 and ami.sessions == 1
+                assert b.adapter.status["connected"] is False
+                health_b = pbx_health(["pbx1"], b.runtime.pbx_status)["pbx1"]
+                assert health_b["lease_holder"] == "a" and health_b["node"] == "b"
+                assert a.runtime.pbx_status["pbx1"]["lease"] == "holding"
+
+                # anna's browser is connected to b; the call arrives on a's AMI connection
+                url = f"ws://127.0.0.1:{b.hub.bound_port}/ws?token={tokens['anna']}"
+                from websockets.asyncio.client import connect
+
+                async with connect(url, proxy=None, open_timeout=5, close_timeout=2) as ws:
+                    await handshake(ws)
+                    await ami.play(transcript("inbound_answered"))
+                    pop = await recv_type(ws, "call", timeout=10)
+                    assert pop["event"]["type"] == "call.ringing"
+                    assert pop["event"]["extension"] == "101"
+                    assert pop["event"]["pbx"] == "pbx1"
+
+                    # logged once, by a (the node that made call.ended); b's log saw nothing
+                    writer = a.components["calllog"]
+                    await writer.wait_handled(1, timeout=10)  # type: ignore[attr-defined]
+                    assert await logged_calls(a.runtime) == 1
+                    assert b.calllog_handled() == 0
+                    assert b.bridge.received > 0 and a.bridge.sent > 0
+                    assert a.bridge.received == 0  # b made nothing to send
+
+                # a stops (a clean shutdown releases the lease): b takes pbx1 over
+                await a.stop()
+                await holding(b)
+                assert ami.logins == 2
+                assert b.runtime.pbx_status["pbx1"]["lease_holder"] == "b"
+                assert b.alive()
+                assert await logged_calls(b.runtime) == 1
+
+
+CONNECTOR = str(Path(sys.executable).with_name("connector"))
+
+
+@contextlib.asynccontextmanager
+async def connector_process(config: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A real ``connector run`` in its own process group (killed at the end if still up)."""
+    proc = await asyncio.create_subprocess_exec(
+        CONNECTOR,
+        "-c",
+        str(config),
+        "run",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(config.parent),
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await asyncio.wait_for(proc.wait(), 30)
+
+
+def toml_of(raw: dict[str, Any]) -> str:
+    """The little TOML the node settings need (strings, numbers, one [[pbx]])."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    lines: list[str] = []
+    for section, table in raw.items():
+        tables = table if isinstance(table, list) else [table]
+        for t in tables:
+            lines.append(f"[[{section}]]" if isinstance(table, list) else f"[{section}]")
+            lines += [f"{k} = {value(v)}" for k, v in t.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not shutil.which(CONNECTOR), reason="the connector script is not installed")
+async def test_killed_holder_is_replaced_after_the_lease_expires(tmp_path: Path) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        config = tmp_path / "a.toml"
+        raw_a = node_raw(tmp_path, "a", db, ami.port, channel)
+        raw_a["hub"] = {"port": 0}
+        config.write_text(toml_of(raw_a), encoding="utf-8")
+        async with connector_process(config) as proc:
+            await ami.wait_until(lambda: ami.logins == 1 and ami.sessions == 1, timeout=60)
+            async with running_node(tmp_path, node_raw(tmp_path, "b", db, ami.port, channel)) as b:
+                async with asyncio.timeout(10):
+                    await until(
+                        lambda: b.runtime.pbx_status["pbx1"]["lease_holder"] == "a",
+                        lambda: b.pbx_lease.changed,
+                    )
+                assert b.pbx_lease.state is LeaseState.STANDBY and ami.logins == 1
+                os.killpg(proc.pid, signal.SIGKILL)  # no clean shutdown: the lease stays
+                await asyncio.wait_for(proc.wait(), 30)
+                await holding(b, timeout=15)
+                assert ami.logins == 2
+                holders = await LeaseStore(b.runtime.engine).holders()
+                assert holders["pbx1"].holder == "b"
+
+
+@pytest.mark.postgres
+async def test_redis_unreachable_nodes_run_alone(tmp_path: Path) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    nowhere = "redis://127.0.0.1:1/0"
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        raw_a = node_raw(tmp_path, "a", db, ami.port, channel, redis=nowhere)
+        async with running_node(tmp_path, raw_a) as a:
+            _ids, tokens, _ = await seed_people(a.runtime)
+            await holding(a)
+            raw_b = node_raw(tmp_path, "b", db, ami.port, channel, redis=nowhere)
+            async with running_node(tmp_path, raw_b) as b:
+                async with asyncio.timeout(10):
+                    await until(
+                        lambda: b.pbx_lease.state is LeaseState.STANDBY,
+                        lambda: b.pbx_lease.changed,
+                    )
+                url = f"ws://127.0.0.1:{a.hub.bound_port}/ws?token={tokens['anna']}"
+                from websockets.asyncio.client import connect
+
+                async with connect(url, proxy=None, open_timeout=5, close_timeout=2) as ws:
+                    await handshake(ws)
+                    await ami.play(transcript("inbound_answered"))
+                    pop = await recv_type(ws, "call", timeout=10)
+                    assert pop["event"]["type"] == "call.ringing"
+                    await a.components["calllog"].wait_handled(1, timeout=10)  # type: ignore[attr-defined]
+                assert await logged_calls(a.runtime) == 1
+                assert not a.bridge.connected and not b.bridge.connected
+                assert a.bridge.sent == 0 and a.bridge.dropped > 0
+                assert ami.logins == 1
+                assert a.alive() and b.alive()
+
+
+# ------------------------------------------------------------------ small contracts, no peers
+
+
+def test_channel_message_round_trip_and_bad_input() -> None:
+    event = ringing("c1", "101")
+    assert decode_message(encode_message("a", event)) == ("a", event)
+    for bad in (b"not json", b"[]", b'{"node": 1}', b'{"node": "a", "event": {"type": "x"}}'):
+        with pytest.raises(WireFormatError):
+            decode_message(bad)
+    obs = b'{"node": "a", "event": {"type": "obs.leg_ringing"}}'
+    with pytest.raises(WireFormatError):
+        decode_message(obs)
+
+
+async def test_remote_events_reach_only_subscribers_that_ask() -> None:
+    bus = EventBus()
+    bus.remote_subscribers.add("hub")
+    hub = bus.subscribe("hub")
+    log = bus.subscribe("calllog", {CallEnded.TYPE, "call.ringing"})
+    explicit = bus.subscribe("other", include_remote=True)
+    event = ringing("c1", "101")
+    bus.publish(event, remote=True)
+    assert hub.get_nowait() == event and explicit.get_nowait() == event
+    assert log.get_nowait() is None
+    bus.publish(event)
+    assert log.get_nowait() == event and hub.get_nowait() == event
+
+
+def test_cluster_settings_are_validated(tmp_path: Path) -> None:
+    off = settings_from_mapping({}, base_dir=tmp_path, environ={})
+    assert not off.cluster.enabled and off.cluster.effective_node_id.endswith(f"-{os.getpid()}")
+    on = settings_from_mapping(
+        {"cluster": {"redis_url": REDIS, "node_id": "n1"}}, base_dir=tmp_path, environ={}
+    )
+    assert on.cluster.enabled and on.cluster.effective_node_id == "n1"
+    for bad, message in (
+        ({"redis_url": "http://x"}, "cluster.redis_url must be"),
+        ({"node_id": "a b"}, "cluster.node_id must be"),
+        ({"lease_seconds": 0}, "cluster.lease_seconds must be"),
+        ({"channel": ""}, "cluster.channel must be"),
+        ({"colour": "red"}, "cluster.colour is not a known setting"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            settings_from_mapping({"cluster": bad}, base_dir=tmp_path, environ={})
