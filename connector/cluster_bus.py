@@ -113,15 +113,8 @@ class ClusterBridge:
         self._changed = asyncio.Event()
 
     def _set_connected(self, up: bool) -> None:
-        if up != self.connected:
-            if up:
-                logger.info("cluster: connected to Redis, channel %s", self.channel)
-            else:
-                logger.error(
-                    "cluster: Redis is unreachable; node %s works alone (pops only to agents "
-                    "connected here) until it is back",
-                    self.node_id,
-                )
+        if up and not self.connected:
+            logger.info("cluster: connected to Redis, channel %s", self.channel)
         self.connected = up
         REDIS_UP.set(1 if up else 0)
         self._notify()
@@ -136,7 +129,17 @@ class ClusterBridge:
                 except (RedisError, OSError, TimeoutError) as exc:
                     if self.connected:
                         attempt = 0
-                    logger.warning("cluster: Redis %s: %s", self.url, exc or type(exc).__name__)
+                    reason = str(exc) or type(exc).__name__
+                    if attempt == 0:  # once per outage; the retries of the same outage quietly
+                        logger.error(
+                            "cluster: Redis %s is unreachable (%s); node %s works alone (pops "
+                            "only to agents connected here) until it is back",
+                            self.url,
+                            reason,
+                            self.node_id,
+                        )
+                    else:
+                        logger.debug("cluster: Redis still unreachable: %s", reason)
                 self._set_connected(False)
                 delay = min(self.reconnect_max, self.reconnect_min * 2**attempt)
                 delay *= 0.5 + random.random() / 2

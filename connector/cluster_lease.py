@@ -173,13 +173,15 @@ class LeasedComponent:
         return self.lease_seconds / 3
 
     def _set_state(self, new: LeaseState, holder: str = "") -> None:
-        self.status["lease_holder"] = holder
-        if new is self._state:
+        """The one place the state (and the known holder) changes; wakes ``changed``."""
+        if new is self._state and holder == self.status.get("lease_holder"):
             return
-        logger.info("lease %s on %s: %s -> %s", self.lease, self.node_id, self._state, new)
-        self._state = new
-        self.status["lease"] = new.value
-        HELD.labels(self.lease).set(1 if new is LeaseState.HOLDING else 0)
+        self.status["lease_holder"] = holder
+        if new is not self._state:
+            logger.info("lease %s on %s: %s -> %s", self.lease, self.node_id, self._state, new)
+            self._state = new
+            self.status["lease"] = new.value
+            HELD.labels(self.lease).set(1 if new is LeaseState.HOLDING else 0)
         self.changed.set()
         self.changed = asyncio.Event()
 
