@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,11 @@ async def test_two_nodes_one_pbx_connection_pops_everywhere_logged_once(tmp_path
                 health_b = pbx_health(["pbx1"], b.runtime.pbx_status)["pbx1"]
                 assert health_b["lease_holder"] == "a" and health_b["node"] == "b"
                 assert a.runtime.pbx_status["pbx1"]["lease"] == "holding"
+                # the cluster-wide workers (here: the outgoing webhook sender) run on a only
+                lead_a, lead_b = (n.runtime.extras["leases"]["outbox"] for n in (a, b))
+                async with asyncio.timeout(10):
+                    await until(lambda: lead_b.state is LeaseState.STANDBY, lambda: lead_b.changed)
+                assert lead_a.state is LeaseState.HOLDING
 
                 # anna's browser is connected to b; the call arrives on a's AMI connection
                 url = f"ws://127.0.0.1:{b.hub.bound_port}/ws?token={tokens['anna']}"
@@ -375,3 +381,134 @@ def test_cluster_settings_are_validated(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             settings_from_mapping({"cluster": bad}, base_dir=tmp_path, environ={})
+
+
+@pytest.mark.postgres
+async def test_a_holder_that_cannot_renew_stops_its_adapter_at_once(tmp_path: Path) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        async with running_node(tmp_path, node_raw(tmp_path, "a", db, ami.port, channel)) as a:
+            await holding(a)
+            leader = a.runtime.extras["leases"]["outbox"]
+            assert isinstance(leader, LeasedComponent)
+            async with asyncio.timeout(10):
+                await until(lambda: leader.state is LeaseState.HOLDING, lambda: leader.changed)
+            # another process takes pbx1's lease (as after a pause longer than the lease)
+            from crm_sync.schema import pbx_leases
+
+            far = datetime.now(UTC) + timedelta(hours=1)
+            async with a.runtime.engine.begin() as conn:
+                await conn.execute(
+                    pbx_leases.update()
+                    .where(pbx_leases.c.pbx == "pbx1")
+                    .values(holder="intruder", expires_at=far)
+                )
+            async with asyncio.timeout(10):
+                await until(
+                    lambda: (
+                        a.pbx_lease.state is LeaseState.STANDBY
+                        and a.runtime.pbx_status["pbx1"]["lease_holder"] == "intruder"
+                    ),
+                    lambda: a.pbx_lease.changed,
+                )
+            await ami.wait_until(lambda: ami.sessions == 0, timeout=10)
+            assert a.adapter.status["connected"] is False
+            assert "pbx1" not in a.runtime.controls  # click-to-call no longer goes through it
+            assert leader.state is LeaseState.HOLDING  # the other leases are untouched
+            assert a.alive()
+
+
+class TcpRelay:
+    """A TCP relay on a free loopback port to ``target``, which the test can cut and restore
+    (Redis going away and coming back, without touching the shared Redis)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Stop listening and reset every relayed connection."""
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+
+@pytest.mark.postgres
+async def test_redis_outage_degrades_then_recovers(tmp_path: Path) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    relay = TcpRelay(6379)
+    await relay.start()
+    via_relay = f"redis://127.0.0.1:{relay.port}/0"
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        raw_a = node_raw(tmp_path, "a", db, ami.port, channel, redis=via_relay)
+        async with running_node(tmp_path, raw_a) as a:
+            await holding(a)
+            async with running_node(tmp_path, node_raw(tmp_path, "b", db, ami.port, channel)) as b:
+                async with asyncio.timeout(10):
+                    await until(lambda: a.bridge.connected, lambda: a.bridge._changed)
+                    await until(lambda: b.bridge.connected, lambda: b.bridge._changed)
+                await relay.cut()  # a loses Redis
+                async with asyncio.timeout(10):
+                    await until(lambda: not a.bridge.connected, lambda: a.bridge._changed)
+                a.runtime.publish(ringing("c-down", "101"))  # stays local, counted as dropped
+                async with asyncio.timeout(10):
+                    await until(lambda: a.bridge.dropped >= 1, lambda: a.bridge._changed)
+                assert a.alive() and a.pbx_lease.state is LeaseState.HOLDING
+                await relay.start()  # Redis is back (same port): a reconnects by itself
+                async with asyncio.timeout(30):
+                    await until(lambda: a.bridge.connected, lambda: a.bridge._changed)
+                received = b.bridge.received
+                a.runtime.publish(ringing("c-up", "101"))
+                async with asyncio.timeout(10):
+                    await until(lambda: b.bridge.received > received, lambda: b.bridge._changed)
+                await relay.cut()
+
+
+async def test_single_process_is_unchanged(tmp_path: Path) -> None:
+    settings = settings_from_mapping(
+        {"storage": {"data_dir": str(tmp_path)}, "pbx": [pbx_config("pbx1", 5038)]},
+        base_dir=tmp_path,
+        environ={},
+    )
+    runtime = await build_runtime(settings)
+    try:
+        components: list[Component] = []
+        for factory in _load_factories():
+            components.extend(factory(runtime))
+        assert arrange(runtime, components) == components
+        assert runtime.bus.remote_subscribers == set()
+        assert "cluster_bus" not in runtime.extras
+        assert not any(isinstance(c, ClusterBridge) for c in components)
+    finally:
+        await runtime.engine.dispose()
