@@ -40,11 +40,15 @@ BENCHMARKS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 DEFAULT = [n for n in BENCHMARKS if n != "soak"]
 
 
-def _run_one(name: str, quick: bool, minutes: float | None) -> tuple[list[Measurement], dict]:
+def _run_one(
+    name: str, quick: bool, minutes: float | None, replay_buffer: int | None
+) -> tuple[list[Measurement], dict[str, Any]]:
     module, full, small = BENCHMARKS[name]
     kwargs = dict(small if quick else full)
     if name == "soak" and minutes is not None:
         kwargs["minutes"] = minutes
+    if name == "soak" and replay_buffer is not None:
+        kwargs["replay_buffer"] = replay_buffer
     run: Callable[..., tuple[list[Measurement], dict[str, Any]]]
     run = importlib.import_module(module).run
     return run(**kwargs)
@@ -129,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--minutes", type=float, default=None, help="soak duration")
     parser.add_argument(
+        "--replay-buffer", type=int, default=None, help="soak: the hub's [hub] replay_buffer"
+    )
+    parser.add_argument(
         "--notes",
         type=Path,
         default=common.RESULTS / "notes.json",
@@ -148,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"== {name}\n")
         t0 = time.perf_counter()
         try:
-            got, info = _run_one(name, args.quick, args.minutes)
+            got, info = _run_one(name, args.quick, args.minutes, args.replay_buffer)
         except Exception:
             traceback.print_exc()
             failed.append(name)

@@ -29,9 +29,11 @@ from bench.daemon import AMI_SECRET, AMI_USER, PBX, Daemon, agent_extension, con
 CONTACTS = 10_000
 
 
-def soak_file() -> Path:
-    """Where the last soak is stored."""
-    return common.RESULTS / "soak.json"
+def soak_file(replay_buffer: int | None = None) -> Path:
+    """Where the last soak is stored (one file per hub replay buffer size tried)."""
+    if replay_buffer is None:
+        return common.RESULTS / "soak.json"
+    return common.RESULTS / f"soak-replay{replay_buffer}.json"
 
 
 def _sample(daemon: Daemon) -> dict[str, float]:
@@ -48,10 +50,14 @@ def _sample(daemon: Daemon) -> dict[str, float]:
     }
 
 
-async def _soak(agents_n: int, rate: float, minutes: float, every: float) -> dict[str, Any]:
+async def _soak(
+    agents_n: int, rate: float, minutes: float, every: float, replay_buffer: int | None
+) -> dict[str, Any]:
     load = AmiLoad(AMI_USER, AMI_SECRET)
     ami_port = await load.start()
-    daemon = Daemon("soak", agents=agents_n, contacts=CONTACTS, ami_port=ami_port)
+    hub = {} if replay_buffer is None else {"replay_buffer": replay_buffer}
+    name = "soak" if replay_buffer is None else f"soak-replay{replay_buffer}"
+    daemon = Daemon(name, agents=agents_n, contacts=CONTACTS, ami_port=ami_port, hub=hub)
     await asyncio.to_thread(daemon.configure)
     await asyncio.to_thread(daemon.start)
     agents = Agents()
@@ -99,7 +105,13 @@ async def _soak(agents_n: int, rate: float, minutes: float, every: float) -> dic
         await agents.close()
         await load.stop()
         await asyncio.to_thread(daemon.stop)
-    return {"samples": samples, "agents": agents_n, "rate": rate, "minutes": minutes}
+    return {
+        "samples": samples,
+        "agents": agents_n,
+        "rate": rate,
+        "minutes": minutes,
+        "replay_buffer": replay_buffer,
+    }
 
 
 def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
@@ -122,7 +134,12 @@ def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
     out = [
         Measurement(
             "soak",
-            f"RSS growth over {data['minutes']:g} min",
+            f"RSS growth over {data['minutes']:g} min"
+            + (
+                f", [hub] replay_buffer = {data['replay_buffer']}"
+                if data.get("replay_buffer")
+                else ""
+            ),
             growth,
             None,
             "MB",
@@ -141,25 +158,40 @@ def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
 
 
 def run(
-    minutes: float = 30, agents: int = 200, rate: float = 20, every: float = 10
+    minutes: float = 30,
+    agents: int = 200,
+    rate: float = 20,
+    every: float = 10,
+    replay_buffer: int | None = None,
 ) -> tuple[list[Measurement], dict[str, Any]]:
-    """Run the soak and store it in bench/results/soak.json."""
+    """Run the soak and store it in bench/results/soak.json (soak-replayN.json when the hub's
+    replay buffer is set to N instead of the configured default)."""
     from bench.daemon import raise_nofile
 
     raise_nofile()
-    data = asyncio.run(_soak(agents, rate, minutes, every))
+    data = asyncio.run(_soak(agents, rate, minutes, every, replay_buffer))
     data["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    soak_file().parent.mkdir(parents=True, exist_ok=True)
-    soak_file().write_text(json.dumps(data, indent=1))
+    path = soak_file(replay_buffer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1))
     return summarise(data)
 
 
 def stored() -> tuple[list[Measurement], dict[str, Any]] | None:
-    """The last stored soak, if any (a full run does not repeat a 30-minute soak)."""
-    if not soak_file().exists():
+    """The stored soaks, if any (a full run does not repeat a 30-minute soak)."""
+    files = sorted(common.RESULTS.glob("soak*.json"))
+    if not files:
         return None
-    data = json.loads(soak_file().read_text())
-    out, extra = summarise(data)
-    for m in out:
-        m.note += f" (soak run of {data.get('date', '?')})"
+    out: list[Measurement] = []
+    extra: dict[str, Any] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        got, info = summarise(data)
+        for m in got:
+            m.note += f" (soak run of {data.get('date', '?')})"
+        out += got
+        if path.name == "soak.json":
+            extra.update(info)
+        else:
+            extra[path.stem.replace("-", "_")] = info["soak"]
     return out, extra
