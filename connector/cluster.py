@@ -16,7 +16,9 @@ What runs where, once clustering is on:
   the webhook inbox worker (provider webhooks are stored by whichever process received them),
   the outgoing webhook sender, and the recording retention purge. While another process is the
   leader, the outgoing webhook worker of this one only queues its local events (the queue is
-  idempotent per subscription and event), and the leader sends them.
+  idempotent per subscription and event), and the leader sends them. Their ``wake()`` (called
+  when a webhook or a retry is stored) is relayed to the leader over Redis, so work stored on
+  any process is picked up at once rather than at the leader's next poll.
 * **Events**: :class:`~connector.cluster_bus.ClusterBridge` exchanges call events over Redis so
   the hub of every process pops every call (see :mod:`connector.cluster_bus`).
 """
@@ -27,7 +29,7 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connector.cluster_lease import LEADER, LeasedComponent, LeaseStore
+from connector.cluster_lease import LEADER, LeasedComponent, LeaseState, LeaseStore
 
 if TYPE_CHECKING:
     from connector.app import Component, Runtime
@@ -68,11 +70,28 @@ def _outbox_standby(component: Any) -> Any:
         while True:
             event = await sub.get()
             try:
-                await enqueue(component.runtime.engine, event, datetime.now(UTC))
+                if await enqueue(component.runtime.engine, event, datetime.now(UTC)):
+                    component.wake()  # relayed to the leader
             except Exception:
                 logger.exception("cannot queue %s %s for outgoing webhooks", event.TYPE, event.key)
 
     return standby
+
+
+def _relay_wakes(runtime: Runtime, component: Any, lease: LeasedComponent) -> None:
+    """Make ``component.wake()`` also wake the leader's worker while this process stands by."""
+    bridge = runtime.extras.get("cluster_bus")
+    local_wake = getattr(component, "wake", None)
+    if bridge is None or not callable(local_wake):
+        return
+    bridge.wakers[component.name] = local_wake
+
+    def wake() -> None:
+        local_wake()
+        if lease.state is not LeaseState.HOLDING:
+            bridge.request_wake(component.name)
+
+    component.wake = wake  # the web handlers call it; it now reaches the leader too
 
 
 def arrange(runtime: Runtime, components: list[Component]) -> list[Component]:
@@ -100,6 +119,7 @@ def arrange(runtime: Runtime, components: list[Component]) -> list[Component]:
             wrapped = LeasedComponent(
                 component, LEADER, store, node, cluster.lease_seconds, standby=standby
             )
+            _relay_wakes(runtime, component, wrapped)
         else:
             out.append(component)
             continue

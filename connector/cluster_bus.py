@@ -14,6 +14,11 @@
   ``connector_cluster_redis_up`` and counted in ``connector_cluster_events_total``; the bridge
   never stops the daemon.
 
+It also carries *wakes*: a provider webhook or a retried delivery stored by a process that
+does not run the cluster-wide workers asks the leader's worker to look at the table now
+(``{"node": ..., "wake": "webhook-inbox"}``) instead of at its next poll; see
+:func:`connector.cluster.arrange`.
+
 Bad messages on the channel (not JSON, unknown type, an observation) are logged, counted and
 skipped.
 """
@@ -21,9 +26,12 @@ skipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
@@ -40,7 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ClusterBridge", "decode_message", "encode_message"]
+__all__ = ["ClusterBridge", "Wake", "decode_message", "encode_message"]
 
 REDIS_UP = Gauge("connector_cluster_redis_up", "1 while connected to the cluster's Redis")
 EVENTS = Counter(
@@ -50,21 +58,35 @@ EVENTS = Counter(
 )
 
 
-def encode_message(node: str, event: Event) -> str:
-    """The channel message carrying ``event`` made on ``node``."""
-    return json.dumps(
-        {"node": node, "event": event_to_dict(event)}, ensure_ascii=False, separators=(",", ":")
-    )
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Ask the cluster-wide worker ``worker`` to look at its table now."""
+
+    worker: str
 
 
-def decode_message(data: str | bytes) -> tuple[str, Event]:
-    """``(node, event)`` of a channel message; raises :class:`WireFormatError` if invalid."""
+def encode_message(node: str, item: Event | Wake) -> str:
+    """The channel message carrying ``item`` (an event, or a wake) from ``node``."""
+    doc: dict[str, Any] = {"node": node}
+    if isinstance(item, Wake):
+        doc["wake"] = item.worker
+    else:
+        doc["event"] = event_to_dict(item)
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_message(data: str | bytes) -> tuple[str, Event | Wake]:
+    """``(node, event or wake)`` of a channel message; :class:`WireFormatError` if invalid."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WireFormatError(f"not JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("node"), str):
         raise WireFormatError("expected an object with a string 'node'")
+    if "wake" in doc:
+        if not isinstance(doc["wake"], str) or not doc["wake"]:
+            raise WireFormatError(f"bad wake {doc['wake']!r}")
+        return doc["node"], Wake(doc["wake"])
     payload = doc.get("event")
     if not isinstance(payload, dict) or payload.get("type") not in EVENT_TYPES:
         raise WireFormatError(f"not a call event: {str(payload)[:100]!r}")
@@ -96,10 +118,20 @@ class ClusterBridge:
         self.received = 0
         self.dropped = 0
         self.invalid = 0
+        self.wakes_received = 0
+        #: Worker name -> its local ``wake`` (registered by :func:`connector.cluster.arrange`).
+        self.wakers: dict[str, Callable[[], None]] = {}
+        self._wakes: asyncio.Queue[str] = asyncio.Queue(maxsize=100)
         self._changed = asyncio.Event()
         # subscribe now, so no event published before run() starts is missed
         self.subscription: Subscription = runtime.bus.subscribe(self.name, include_remote=False)
         runtime.extras["cluster_bus"] = self
+
+    def request_wake(self, worker: str) -> None:
+        """Ask ``worker`` on the leader to look at its table now (dropped if Redis is down)."""
+        if self.connected:
+            with contextlib.suppress(asyncio.QueueFull):  # a wake is already on its way
+                self._wakes.put_nowait(worker)
 
     async def wait_until(self, predicate: Any, timeout: float) -> None:
         """Wait (bounded) until ``predicate()`` holds; checked at every change of the bridge."""
@@ -172,6 +204,7 @@ class ClusterBridge:
                 self._set_connected(True)
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self._send_forever(client))
+                    tg.create_task(self._send_wakes(client))
                     await self._receive_forever(pubsub)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -196,6 +229,11 @@ class ClusterBridge:
             EVENTS.labels("sent", "ok").inc()
             self._notify()
 
+    async def _send_wakes(self, client: Redis) -> None:
+        while True:
+            worker = await self._wakes.get()
+            await client.publish(self.channel, encode_message(self.node_id, Wake(worker)))
+
     async def _receive_forever(self, pubsub: Any) -> None:
         while True:
             message = await pubsub.get_message(timeout=1.0)
@@ -204,9 +242,10 @@ class ClusterBridge:
             self.handle(message.get("data", b""))
 
     def handle(self, data: str | bytes) -> None:
-        """One channel message: republish another node's event locally as remote."""
+        """One channel message: republish another node's event locally as remote (or pass a
+        wake to the local worker)."""
         try:
-            node, event = decode_message(data)
+            node, item = decode_message(data)
         except WireFormatError as exc:
             self.invalid += 1
             EVENTS.labels("received", "invalid").inc()
@@ -215,6 +254,14 @@ class ClusterBridge:
         if node == self.node_id:
             EVENTS.labels("received", "own").inc()
             return
+        if isinstance(item, Wake):
+            waker = self.wakers.get(item.worker)
+            if waker is not None:
+                self.wakes_received += 1
+                waker()
+                self._notify()
+            return
+        event = item
         self.received += 1
         EVENTS.labels("received", "ok").inc()
         self.runtime.bus.publish(event, remote=True)

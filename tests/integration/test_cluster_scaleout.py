@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import json
 import os
 import shutil
 import signal
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,22 +28,26 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from sqlalchemy import func, select
 
 from connector.adapters.ami import AmiAdapter
 from connector.adapters.ami_replay_server import FakeAmiServer
 from connector.app import Component, Runtime, _load_factories, _supervise, build_runtime
 from connector.cluster import arrange
-from connector.cluster_bus import ClusterBridge, decode_message, encode_message
+from connector.cluster_bus import ClusterBridge, Wake, decode_message, encode_message
 from connector.cluster_lease import LeasedComponent, LeaseState, LeaseStore
 from connector.config import ConfigError, settings_from_mapping
 from connector.events.bus import EventBus
 from connector.events.model import CallEnded
 from connector.events.wire import WireFormatError
 from connector.hub import Hub
+from connector.web.app import create_app
 from connector.web.health import pbx_health
+from connector.webhooks_inbox import InboxWorker
 from crm_sync.schema import activities
 from tests.integration.ami_harness import SECRET, pbx_config, transcript
 from tests.integration.hub_env import handshake, recv_type, ringing, seed_people
@@ -92,6 +100,7 @@ class Node:
     runtime: Runtime
     components: dict[str, Component]
     tasks: list[asyncio.Task[None]]
+    url: str = ""
 
     @property
     def pbx_lease(self) -> LeasedComponent:
@@ -135,18 +144,25 @@ async def running_node(tmp_path: Path, raw: dict[str, Any]) -> AsyncIterator[Nod
     """Every component of the daemon, arranged for the cluster, each under the supervisor."""
     settings = settings_from_mapping(raw, base_dir=tmp_path, environ={})
     runtime = await build_runtime(settings)
+    runner = web.AppRunner(create_app(runtime), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runtime.extras["url"] = url = f"http://127.0.0.1:{port}"
     components: list[Component] = []
     for factory in _load_factories():
         components.extend(factory(runtime))
     components = arrange(runtime, components)
     tasks = [asyncio.create_task(_supervise(c), name=c.name) for c in components]
-    node = Node(runtime, {c.name: c for c in components}, tasks)
+    node = Node(runtime, {c.name: c for c in components}, tasks, url)
     try:
         async with asyncio.timeout(10):
             await node.hub.ready.wait()
         yield node
     finally:
         await node.stop()
+        await runner.cleanup()
         await runtime.engine.dispose()
 
 
@@ -343,9 +359,12 @@ async def test_redis_unreachable_nodes_run_alone(tmp_path: Path) -> None:
 def test_channel_message_round_trip_and_bad_input() -> None:
     event = ringing("c1", "101")
     assert decode_message(encode_message("a", event)) == ("a", event)
+    assert decode_message(encode_message("b", Wake("outbox"))) == ("b", Wake("outbox"))
     for bad in (b"not json", b"[]", b'{"node": 1}', b'{"node": "a", "event": {"type": "x"}}'):
         with pytest.raises(WireFormatError):
             decode_message(bad)
+    with pytest.raises(WireFormatError):
+        decode_message(b'{"node": "a", "wake": 3}')
     obs = b'{"node": "a", "event": {"type": "obs.leg_ringing"}}'
     with pytest.raises(WireFormatError):
         decode_message(obs)
@@ -512,3 +531,82 @@ async def test_single_process_is_unchanged(tmp_path: Path) -> None:
         assert not any(isinstance(c, ClusterBridge) for c in components)
     finally:
         await runtime.engine.dispose()
+
+
+HOOK_SECRET = "generic-shared-secret"
+
+
+def signed(doc: Any) -> tuple[bytes, dict[str, str]]:
+    """A generic webhook body and its signature headers."""
+    body = json.dumps(doc).encode()
+    ts = str(int(time.time()))
+    mac = hmac.new(HOOK_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return body, {
+        "Content-Type": "application/json",
+        "X-Connector-Timestamp": ts,
+        "X-Connector-Signature": f"v1={mac}",
+    }
+
+
+@pytest.mark.postgres
+async def test_webhook_stored_by_a_standby_node_is_processed_by_the_leader(
+    tmp_path: Path,
+) -> None:
+    channel = f"test:{uuid.uuid4().hex}"
+    hook = {"provider": "generic", "account": "lab", "pbx": "pbx1", "secret": HOOK_SECRET}
+    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+        raw_a = {**node_raw(tmp_path, "a", db, ami.port, channel), "webhook": [hook]}
+        async with running_node(tmp_path, raw_a) as a:
+            _ids, tokens, _ = await seed_people(a.runtime)
+            await holding(a)
+            raw_b = {**node_raw(tmp_path, "b", db, ami.port, channel), "webhook": [hook]}
+            async with running_node(tmp_path, raw_b) as b:
+                lead_b = b.runtime.extras["leases"]["webhook-inbox"]
+                async with asyncio.timeout(10):
+                    await until(lambda: lead_b.state is LeaseState.STANDBY, lambda: lead_b.changed)
+                    await until(lambda: a.bridge.connected, lambda: a.bridge._changed)
+                    await until(lambda: b.bridge.connected, lambda: b.bridge._changed)
+                worker_a = a.components["webhook-inbox"]
+                worker_b = b.components["webhook-inbox"]
+                assert isinstance(worker_a, LeasedComponent)
+                assert isinstance(worker_b, LeasedComponent)
+                inbox_a, inbox_b = worker_a.inner, worker_b.inner
+                assert isinstance(inbox_a, InboxWorker) and isinstance(inbox_b, InboxWorker)
+                from websockets.asyncio.client import connect
+
+                ws_url = f"ws://127.0.0.1:{b.hub.bound_port}/ws?token={tokens['anna']}"
+                async with connect(ws_url, proxy=None, open_timeout=5, close_timeout=2) as ws:
+                    await handshake(ws)
+                    at = int(time.time())
+                    doc = {
+                        "events": [
+                            {
+                                "id": "w1-1",
+                                "type": "call.started",
+                                "call_id": "w1",
+                                "at": at,
+                                "direction": "inbound",
+                                "from": "79161234567",
+                            },
+                            {
+                                "id": "w1-2",
+                                "type": "leg.ringing",
+                                "call_id": "w1",
+                                "leg_id": "w1/101",
+                                "extension": "101",
+                                "at": at,
+                            },
+                        ]
+                    }
+                    body, headers = signed(doc)
+                    async with aiohttp.ClientSession() as http:
+                        async with http.post(
+                            f"{b.url}/webhooks/generic/lab", data=body, headers=headers
+                        ) as resp:
+                            assert resp.status == 200, await resp.text()
+                    # stored by b, processed by the leader a (woken over Redis), popped on b
+                    pop = await recv_type(ws, "call", timeout=10)
+                    assert pop["event"]["type"] == "call.ringing"
+                    assert pop["event"]["extension"] == "101"
+                assert inbox_a.processed >= 1 and inbox_b.processed == 0
+                assert a.bridge.wakes_received >= 1
