@@ -610,3 +610,37 @@ async def test_webhook_stored_by_a_standby_node_is_processed_by_the_leader(
                     assert pop["event"]["extension"] == "101"
                 assert inbox_a.processed >= 1 and inbox_b.processed == 0
                 assert a.bridge.wakes_received >= 1
+
+
+@pytest.mark.postgres
+async def test_lease_store_is_exclusive_under_contention() -> None:
+    from crm_sync.db import migrate, open_engine
+
+    async with postgres_database() as db:
+        await asyncio.to_thread(migrate, db)
+        engines = [open_engine(db) for _ in range(4)]
+        try:
+            stores = [LeaseStore(e) for e in engines]
+            now = datetime.now(UTC)
+            for round_ in range(3):  # free, then expired twice: exactly one taker each time
+                at = now + timedelta(seconds=10 * round_)
+                won = await asyncio.gather(
+                    *(s.acquire("pbx1", f"n{i}", at, 5.0) for i, s in enumerate(stores))
+                )
+                assert sum(won) == 1, won
+                winner = f"n{won.index(True)}"
+                holders = await stores[0].holders()
+                assert holders["pbx1"].holder == winner
+                assert holders["pbx1"].expires_at == at + timedelta(seconds=5)
+                # the holder renews; nobody else takes a live lease
+                assert await stores[0].acquire("pbx1", winner, at + timedelta(seconds=1), 5.0)
+                others = [f"n{i}" for i in range(4) if f"n{i}" != winner]
+                for other in others:
+                    assert not await stores[1].acquire("pbx1", other, at + timedelta(seconds=2), 5)
+            await stores[0].release("pbx1", "nobody")  # not the holder: nothing happens
+            assert "pbx1" in await stores[0].holders()
+            await stores[0].release("pbx1", winner)
+            assert "pbx1" not in await stores[0].holders()
+        finally:
+            for engine in engines:
+                await engine.dispose()
