@@ -74,6 +74,9 @@ def pbx_health(configured: list[str], status: dict[str, dict[str, Any]]) -> dict
         state = str(entry.get("state") or ("connected" if entry.get("connected") else "unknown"))
         entry["state"] = state
         entry["up"] = state in UP_STATES or entry.get("connected") is True
+        if entry.get("lease") == "standby" and entry.get("lease_holder"):
+            # several processes: another node holds this PBX; this one is healthy on standby
+            entry["up"] = True
         out[name] = entry
     return out
 

@@ -215,6 +215,7 @@ async def test_two_nodes_one_pbx_connection_pops_everywhere_logged_once(tmp_path
                 assert b.adapter.status["connected"] is False
                 health_b = pbx_health(["pbx1"], b.runtime.pbx_status)["pbx1"]
                 assert health_b["lease_holder"] == "a" and health_b["node"] == "b"
+                assert health_b["up"] is True  # standby behind a live holder is healthy
                 assert a.runtime.pbx_status["pbx1"]["lease"] == "holding"
                 # the cluster-wide workers (here: the outgoing webhook sender) run on a only
                 lead_a, lead_b = (n.runtime.extras["leases"]["outbox"] for n in (a, b))
