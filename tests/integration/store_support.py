@@ -44,3 +44,32 @@ async def rejected_field(
             with pytest.raises(ValidationError) as info:
                 await create(conn, data)
     return info.value.field
+
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@asynccontextmanager
+async def postgres_database(prefix: str = "crm") -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards; yields its URL.
+
+    PostgreSQL at 127.0.0.1:5432 is part of the test environment (``.ci/run`` starts it): when
+    it is not there the test fails, it is never skipped.
+    """
+    import uuid
+
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_DSN, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -19,7 +19,7 @@ from tests.integration.calllog_support import (
     replay_into,
     writer_running,
 )
-from tests.integration.test_store_postgres import postgres_database
+from tests.integration.store_support import postgres_database
 
 pytestmark = pytest.mark.postgres
 

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 from aiohttp import web
 from sqlalchemy import func, select
@@ -51,28 +49,10 @@ from connector.webhooks_inbox import InboxWorker
 from crm_sync.schema import activities
 from tests.integration.ami_harness import SECRET, pbx_config, transcript
 from tests.integration.hub_env import handshake, recv_type, ringing, seed_people
+from tests.integration.store_support import postgres_database
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"
 LEASE = 1.0  # seconds: short, so failover happens within the test's bounded waits
-
-
-@contextlib.asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh database for this test, dropped afterwards; yields its SQLAlchemy URL."""
-    name = f"cluster_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 def node_raw(
@@ -195,7 +175,7 @@ async def logged_calls(runtime: Runtime) -> int:
 @pytest.mark.postgres
 async def test_two_nodes_one_pbx_connection_pops_everywhere_logged_once(tmp_path: Path) -> None:
     channel = f"test:{uuid.uuid4().hex}"
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         async with running_node(tmp_path, node_raw(tmp_path, "a", db, ami.port, channel)) as a:
             _ids, tokens, _ = await seed_people(a.runtime)
             await holding(a)
@@ -297,10 +277,9 @@ def toml_of(raw: dict[str, Any]) -> str:
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not shutil.which(CONNECTOR), reason="the connector script is not installed")
 async def test_killed_holder_is_replaced_after_the_lease_expires(tmp_path: Path) -> None:
     channel = f"test:{uuid.uuid4().hex}"
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         config = tmp_path / "a.toml"
         raw_a = node_raw(tmp_path, "a", db, ami.port, channel)
         raw_a["hub"] = {"port": 0}
@@ -326,7 +305,7 @@ async def test_killed_holder_is_replaced_after_the_lease_expires(tmp_path: Path)
 async def test_redis_unreachable_nodes_run_alone(tmp_path: Path) -> None:
     channel = f"test:{uuid.uuid4().hex}"
     nowhere = "redis://127.0.0.1:1/0"
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         raw_a = node_raw(tmp_path, "a", db, ami.port, channel, redis=nowhere)
         async with running_node(tmp_path, raw_a) as a:
             _ids, tokens, _ = await seed_people(a.runtime)
@@ -406,7 +385,7 @@ def test_cluster_settings_are_validated(tmp_path: Path) -> None:
 @pytest.mark.postgres
 async def test_a_holder_that_cannot_renew_stops_its_adapter_at_once(tmp_path: Path) -> None:
     channel = f"test:{uuid.uuid4().hex}"
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         async with running_node(tmp_path, node_raw(tmp_path, "a", db, ami.port, channel)) as a:
             await holding(a)
             leader = a.runtime.extras["leases"]["outbox"]
@@ -490,7 +469,7 @@ async def test_redis_outage_degrades_then_recovers(tmp_path: Path) -> None:
     relay = TcpRelay(6379)
     await relay.start()
     via_relay = f"redis://127.0.0.1:{relay.port}/0"
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         raw_a = node_raw(tmp_path, "a", db, ami.port, channel, redis=via_relay)
         async with running_node(tmp_path, raw_a) as a:
             await holding(a)
@@ -555,7 +534,7 @@ async def test_webhook_stored_by_a_standby_node_is_processed_by_the_leader(
 ) -> None:
     channel = f"test:{uuid.uuid4().hex}"
     hook = {"provider": "generic", "account": "lab", "pbx": "pbx1", "secret": HOOK_SECRET}
-    async with postgres_database() as db, FakeAmiServer(secret=SECRET) as ami:
+    async with postgres_database("cluster") as db, FakeAmiServer(secret=SECRET) as ami:
         raw_a = {**node_raw(tmp_path, "a", db, ami.port, channel), "webhook": [hook]}
         async with running_node(tmp_path, raw_a) as a:
             _ids, tokens, _ = await seed_people(a.runtime)
@@ -617,7 +596,7 @@ async def test_webhook_stored_by_a_standby_node_is_processed_by_the_leader(
 async def test_lease_store_is_exclusive_under_contention() -> None:
     from crm_sync.db import migrate, open_engine
 
-    async with postgres_database() as db:
+    async with postgres_database("cluster") as db:
         await asyncio.to_thread(migrate, db)
         engines = [open_engine(db) for _ in range(4)]
         try:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -19,28 +17,9 @@ from crm_sync.csv_io import export_contacts, import_contacts
 from crm_sync.db import migrate, open_engine
 from crm_sync.errors import Conflict
 from crm_sync.lookup import lookup
+from tests.integration.store_support import postgres_database
 
 pytestmark = pytest.mark.postgres
-
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@asynccontextmanager
-async def postgres_database() -> AsyncIterator[str]:
-    """A fresh, empty database for this test; dropped afterwards. Yields its SQLAlchemy URL."""
-    name = f"crm_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432: {exc}")
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @asynccontextmanager

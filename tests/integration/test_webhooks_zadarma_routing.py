@@ -16,7 +16,7 @@ import pytest
 from connector.config import ConfigError
 from crm_sync.contacts import create_company, create_contact
 from tests.integration.calllog_support import add_user
-from tests.integration.test_store_postgres import postgres_database
+from tests.integration.store_support import postgres_database
 from tests.integration.webhook_env import (
     ACCOUNTS,
     make_settings,
