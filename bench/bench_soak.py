@@ -129,6 +129,8 @@ def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
     after = data["samples"][-1]
     calls = int(samples[-1]["calls"])
     flat = growth <= max(10.0, 0.05 * rss0) and conv1 <= conv0 * 1.5 + 10
+    half = samples[len(samples) // 2 :]
+    second_half = f"{half[0]['rss_mb']:.0f} -> {half[-1]['rss_mb']:.0f} MB"
     worst = max(s["pop_p99_ms"] for s in samples)
     missing = sum(s["pops_missing"] for s in samples)
     out = [
@@ -146,7 +148,8 @@ def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
             "flat (<= max(10 MB, 5 %))",
             flat,
             f"{calls:,} calls at {data['rate']:g}/s, {data['agents']} agents; RSS "
-            f"{rss0:.0f} -> {rss1:.0f} MB (first vs last fifth after warm-up); tracker "
+            f"{rss0:.0f} -> {rss1:.0f} MB (first vs last fifth after warm-up), second half "
+            f"of the run {second_half}; tracker "
             f"conversations {conv0:.0f} -> {conv1:.0f}, after the last call ended: "
             f"{after['tracker_conversations']:.0f} conversations, "
             f"{after['tracker_leg_index']:.0f} leg index entries, hub calls "
