@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             failed.append(name)
             continue
         measurements += got
+        extra.setdefault("samples", {}).update(info.pop("samples", {}))
         extra.update(info)
         extra["runs"][name] = round(time.perf_counter() - t0, 1)
         sys.stderr.write(_table(got) + "\n")

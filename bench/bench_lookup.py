@@ -122,6 +122,13 @@ async def _library(path: Path, qs: list[tuple[str, str | None]]) -> tuple[list[f
     return lat, wrong
 
 
+def _warm(path: Path) -> None:
+    """Read the database file once so it sits in the OS page cache."""
+    with path.open("rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def _floor(path: Path, qs: list[tuple[str, str | None]]) -> list[float]:
     db = sqlite3.connect(path)
     lat: list[float] = []
@@ -207,6 +214,7 @@ def run(contacts: int = CONTACTS, n: int = 20_000) -> tuple[list[Measurement], d
     path = TMP / f"lookup-{contacts}.db"
     build_db(path, contacts)
     qs = queries(n, contacts)
+    _warm(path)  # the first reader must not pay for the disk alone: all start from the page cache
     lib, wrong = asyncio.run(_library(path, qs))
     floor = _floor(path, qs)
     http = _http(path, qs)

@@ -39,37 +39,40 @@ def make_wav(path: Path, seconds: int = 3600, rate: int = 8000) -> None:
 
 
 def run(
-    seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k"
+    seconds: int = 3600, fmt: str = "mp3", bitrate: str = "32k", rounds: int = 2
 ) -> tuple[list[Measurement], dict[str, object]]:
-    """Transcode once with the connector and once with the ffmpeg CLI; compare."""
+    """Transcode with the connector and with the ffmpeg CLI, ``rounds`` times each; compare."""
     from connector.recordings import transcode
 
     src = TMP / f"call-{seconds}s.wav"
     make_wav(src, seconds)
     out_dir = TMP / "rec-out"
-    t0 = time.perf_counter()
-    stored = transcode(src, out_dir, PurePosixPath(f"bench.{fmt}"), fmt, bitrate)
-    ours = time.perf_counter() - t0
     codec = "libopus" if fmt == "opus" else "libmp3lame"
     dest = out_dir / f"floor.{'ogg' if fmt == 'opus' else fmt}"
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-y",
-            "-loglevel",
-            "error",
-            "-i",
-            str(src),
-            "-acodec",
-            codec,
-            "-b:a",
-            bitrate,
-            str(dest),
-        ],
-        check=True,
-    )
-    floor = time.perf_counter() - t0
+    ours = floor = float("inf")
+    stored = None
+    for _ in range(rounds):  # interleaved; the best round of each counts (shared machine)
+        t0 = time.perf_counter()
+        stored = transcode(src, out_dir, PurePosixPath(f"bench.{fmt}"), fmt, bitrate)
+        ours = min(ours, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-y",
+                "-loglevel",
+                "error",
+                "-i",
+                str(src),
+                "-acodec",
+                codec,
+                "-b:a",
+                bitrate,
+                str(dest),
+            ],
+            check=True,
+        )
+        floor = min(floor, time.perf_counter() - t0)
     speed = seconds / ours
     ratio = ours / floor
     assert stored is not None
@@ -82,7 +85,8 @@ def run(
             "s",
             ">= 100x real time, <= 1.2x ffmpeg's time",
             speed >= 100 and ratio <= 1.2,
-            f"{speed:,.0f}x real time; duration kept {stored.duration_seconds:.0f} s, "
+            f"{speed:,.0f}x real time, {ratio:.2f}x ffmpeg's time (best of {rounds} interleaved "
+            f"rounds); duration kept {stored.duration_seconds:.0f} s, "
             f"{stored.size_bytes / 1e6:.1f} MB",
         )
     ], {"recordings_speed_x_realtime": speed, "recordings_ratio_to_ffmpeg": ratio}

@@ -182,7 +182,7 @@ def run(
 
 def stored() -> tuple[list[Measurement], dict[str, Any]] | None:
     """The stored soaks, if any (a full run does not repeat a 30-minute soak)."""
-    files = sorted(common.RESULTS.glob("soak*.json"))
+    files = sorted(common.RESULTS.glob("soak*.json"), key=lambda p: (p.name != "soak.json", p.name))
     if not files:
         return None
     out: list[Measurement] = []
