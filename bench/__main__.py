@@ -131,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument(
+        "--report", action="store_true", help="run nothing: rewrite the results from what is stored"
+    )
     parser.add_argument("--minutes", type=float, default=None, help="soak duration")
     parser.add_argument(
         "--replay-buffer", type=int, default=None, help="soak: the hub's [hub] replay_buffer"
@@ -142,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         help="JSON list of 'what changed' notes to include",
     )
     args = parser.parse_args(argv)
-    names = args.names or DEFAULT
+    names = [] if args.report else args.names or DEFAULT
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")

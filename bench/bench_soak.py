@@ -153,7 +153,8 @@ def summarise(data: dict[str, Any]) -> tuple[list[Measurement], dict[str, Any]]:
             f"conversations {conv0:.0f} -> {conv1:.0f}, after the last call ended: "
             f"{after['tracker_conversations']:.0f} conversations, "
             f"{after['tracker_leg_index']:.0f} leg index entries, hub calls "
-            f"{after['hub_calls']:.0f}; worst per-interval pop p99 {worst:.1f} ms; pops lost "
+            f"{after['hub_calls']:.0f}; worst per-interval pop p99 {worst:.1f} ms (other "
+            f"benchmarks ran on the machine meanwhile); pops not yet received when sampled "
             f"{missing:.0f}",
         )
     ]
