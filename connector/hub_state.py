@@ -50,6 +50,9 @@ __all__ = [
 StreamKey = tuple[int, str]
 Delivery = tuple[StreamKey, dict[str, Any]]
 
+#: Marks a buffered message whose caller card was left out (see :meth:`Stream.append`).
+CARD_LEFT_OUT = "_card_left_out"
+
 #: A call with no event for this long is forgotten (its end was never seen).
 STALE_AFTER = timedelta(hours=4)
 
@@ -71,10 +74,21 @@ class Stream:
     buffer: deque[dict[str, Any]] = field(default_factory=deque)
 
     def append(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Number ``message`` and keep it for replay; returns the numbered copy."""
+        """Number ``message`` and keep it for replay; returns the numbered copy.
+
+        The buffer keeps messages without their caller card (cards are the bulk of a pop, and
+        every agent's buffer would otherwise keep the cards of its last hundreds of calls
+        alive): :meth:`HubState.replay` puts the card of a call still in progress back.
+        """
         self.seq += 1
         numbered = {**message, "seq": self.seq}
-        self.buffer.append(numbered)
+        if numbered.get("card") is not None:
+            kept = {k: v for k, v in numbered.items() if k != "card"}
+            kept["card"] = None
+            kept[CARD_LEFT_OUT] = True
+            self.buffer.append(kept)
+        else:
+            self.buffer.append(numbered)
         while len(self.buffer) > self.capacity:
             self.buffer.popleft()
         return numbered
@@ -185,7 +199,18 @@ class HubState:
                 else f"seq {last_seq} is too old: only the last {self.capacity} messages are kept"
             )
             return Replay(messages=[], resync=reason, seq=stream.seq)
-        return Replay(messages=missed, resync=None, seq=stream.seq)
+        return Replay(messages=[self._with_card(m) for m in missed], resync=None, seq=stream.seq)
+
+    def _with_card(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A buffered message as it is replayed: the card back if the call is still live."""
+        if not message.get(CARD_LEFT_OUT):
+            return message
+        out = {k: v for k, v in message.items() if k != CARD_LEFT_OUT}
+        view = self.calls.get(str(message.get("conversation", "")))
+        out["card"] = view.card if view is not None else None
+        if "card_pending" in out:
+            out["card_pending"] = bool(view is not None and view.card is None)
+        return out
 
     def snapshot(self, key: StreamKey) -> list[dict[str, Any]]:
         """Calls now ringing or in progress that the stream ``key`` may see."""

@@ -193,6 +193,23 @@ def test_replay_resync_reasons_and_stale_calls_are_forgotten() -> None:
     assert list(st.calls) == ["p/late"]
 
 
+def test_replay_buffers_keep_no_cards_and_replay_puts_back_the_card_of_a_live_call() -> None:
+    st = state()
+    card = {"status": "known", "primary": {"name": "Ivan Petrov"}}
+    st.handle(ring("done", "101"), T0)
+    st.card_ready("p/done", card)
+    st.handle(ring("live", "101"), T0)  # the card of "live" is built now, "done" ends
+    st.card_ready("p/live", card)
+    st.handle(CallEnded(**base("done", "e"), outcome=Outcome.ANSWERED), T0)  # type: ignore[arg-type]
+    buffered = st.stream((1, "own")).buffer
+    assert all(m["card"] is None for m in buffered if "card" in m)  # nothing keeps cards alive
+    replayed = st.replay((1, "own"), 0, True).messages
+    by_conv = [(m["conversation"], m["type"], m.get("card")) for m in replayed]
+    assert ("p/live", "card", card) in by_conv  # still ringing: the card comes back
+    assert ("p/done", "card", None) in by_conv  # over: no card to keep or send
+    assert all("_card_left_out" not in m for m in replayed)
+
+
 def test_calls_in_progress_from_the_tracker_are_adopted_once() -> None:
     from connector.calls import ActiveCall, ActiveLeg, CallState
 
