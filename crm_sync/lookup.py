@@ -9,18 +9,21 @@ Ranking (lower ``rank`` is better):
                   ``phones.national_rev``); longer common endings rank first.
 
 At equal rank contacts come before companies, then by name. A contact without a responsible
-user inherits its company's. Every query uses an index (``ix_phones_e164``,
-``ix_phones_national``, ``ix_phones_national_rev``, primary keys): no scans, so it stays fast on
-millions of phones.
+user inherits its company's. A lookup is one statement (one round trip): a UNION ALL of the
+three steps, each picking at most ``max(5 * limit, 50)`` phones with an index search
+(``ix_phones_e164``, ``ix_phones_national``, ``ix_phones_national_rev``) and joining their
+contact, companies and responsible user on primary keys: no scans, so it stays fast on millions
+of phones. Ranking and owners are worked out in Python from the rows.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import String, and_, bindparam, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_sync.phones import SUFFIX_DIGITS, digits_of, is_hidden, suffix_range, variants
@@ -145,52 +148,55 @@ async def lookup(conn: AsyncConnection, number: str, region: str, limit: int = 1
             f"trying its digits {', '.join(v.national) or '(none)'} as stored"
         )
     fetch = max(limit * 5, 50)
-    # phone id -> (rank, -common ending length, match type, row)
-    hits: dict[int, tuple[int, int, MatchType, Any]] = {}
-    cols = (
-        phones.c.id,
-        phones.c.contact_id,
-        phones.c.company_id,
-        phones.c.raw,
-        phones.c.national,
-    )
     base = v.national[0] if v.national else digits_of(raw)
-
-    def keep(row: Any, rank: int, mtype: MatchType) -> None:
-        common = _common_ending(row.national, base)
-        old = hits.get(row.id)
-        if old is None or (rank, -common) < old[:2]:
-            hits[row.id] = (rank, -common, mtype, row)
-
-    exact: tuple[tuple[int, MatchType, Any, tuple[str, ...], str], ...] = (
-        (1, "e164", phones.c.e164, v.e164, "exact E.164"),
-        (2, "national", phones.c.national, v.national, "national number"),
-    )
-    for rank, mtype, column, values, label in exact:
-        if not values:
-            continue
-        rows = (await conn.execute(select(*cols).where(column.in_(values)).limit(fetch))).all()
-        for row in rows:
-            keep(row, rank, mtype)
-        steps.append(f"{label} {', '.join(values)}: {_phones(len(rows))}")
+    params: dict[str, Any] = {}
+    branches: list[tuple[int, MatchType]] = []
+    if v.e164:
+        branches.append((1, "e164"))
+        params["e164"] = list(v.e164)
+    if v.national:
+        branches.append((2, "national"))
+        params["national"] = list(v.national)
+    bounded = False
     if v.suffix:
-        low, high = suffix_range(v.suffix)
-        cond = [phones.c.national_rev >= low]
+        branches.append((3, "suffix"))
+        params["low"], high = suffix_range(v.suffix)
         if high is not None:
-            cond.append(phones.c.national_rev < high)
-        rows = (await conn.execute(select(*cols).where(*cond).limit(fetch))).all()
-        for row in rows:
-            keep(row, 3, "suffix")
+            bounded = True
+            params["high"] = high
+    rows: list[Any] = []
+    if branches:
+        # one statement, one round trip: each step's phones with their owners
+        stmt = _statement(tuple(rank for rank, _ in branches), bounded, fetch)
+        rows = list((await conn.execute(stmt, params)).all())
+    counts = {rank: 0 for rank, _ in branches}
+    for row in rows:
+        counts[int(row.rank)] += 1
+    kinds: dict[int, MatchType] = dict(branches)
+    labels = {1: ("exact E.164", v.e164), 2: ("national number", v.national)}
+    for rank in (1, 2):
+        if rank in counts:
+            label, values = labels[rank]
+            steps.append(f"{label} {', '.join(values)}: {_phones(counts[rank])}")
+    if v.suffix:
         steps.append(
             f"numbers ending in {v.suffix} (last {SUFFIX_DIGITS} digits, "
-            f"range on national_rev): {_phones(len(rows))}"
+            f"range on national_rev): {_phones(counts[3])}"
         )
     else:
         steps.append(
             f"no suffix match: {len(base)} digit(s) is fewer than the {SUFFIX_DIGITS} needed"
         )
 
-    matches = await _owners(conn, list(hits.values()))
+    # phone id -> (rank, -common ending length, match type, row)
+    hits: dict[int, tuple[int, int, MatchType, Any]] = {}
+    for row in rows:
+        rank = int(row.rank)
+        common = _common_ending(row.national, base)
+        old = hits.get(row.id)
+        if old is None or (rank, -common) < old[:2]:
+            hits[row.id] = (rank, -common, kinds[rank], row)
+    matches = _owners(list(hits.values()))
     # rank, then the longer common ending, then contacts before companies, then by name
     matches.sort(
         key=lambda x: (x[1].rank, x[0], 0 if x[1].kind == "contact" else 1, x[1].name, x[1].id)
@@ -229,9 +235,76 @@ def _common_ending(a: str, b: str) -> int:
     return n
 
 
-async def _owners(
-    conn: AsyncConnection, hits: list[tuple[int, int, MatchType, Any]]
-) -> list[tuple[int, Match]]:
+@functools.lru_cache(maxsize=64)
+def _statement(ranks: tuple[int, ...], bounded: bool, fetch: int) -> Any:
+    """The lookup statement for the steps in ``ranks`` (1 E.164, 2 national, 3 suffix), built
+    once per shape: the values are bound parameters (``e164``, ``national``: lists; ``low`` and,
+    when ``bounded``, ``high``: the ``national_rev`` range). Each step picks at most ``fetch``
+    phone ids with an index search in a subquery (a LIMIT inside a compound would otherwise
+    need a scan of the subquery's rows), then ``_candidates`` joins their owners."""
+    parts = []
+    for rank in ranks:
+        cond: Any
+        if rank == 1:
+            cond = phones.c.e164.in_(bindparam("e164", expanding=True))
+        elif rank == 2:
+            cond = phones.c.national.in_(bindparam("national", expanding=True))
+        else:
+            cond = phones.c.national_rev >= bindparam("low", type_=String)
+            if bounded:
+                cond = and_(cond, phones.c.national_rev < bindparam("high", type_=String))
+        ids = select(phones.c.id).where(cond).limit(fetch).correlate(None)
+        parts.append(_candidates(rank, ids))
+    return union_all(*parts)
+
+
+_contact_company = companies.alias("contact_company")
+_phone_company = companies.alias("phone_company")
+
+
+def _candidates(rank: int, ids: Any) -> Any:
+    """The phones whose id is in ``ids``, tagged with ``rank``, each with its owner: the contact
+    (and the contact's company) or, for a company's own phone, the company, and the responsible
+    user (a contact without one inherits its company's). Every join is on a primary key."""
+    responsible = func.coalesce(
+        contacts.c.responsible_user_id,
+        _contact_company.c.responsible_user_id,
+        _phone_company.c.responsible_user_id,
+    )
+    joined = (
+        phones.outerjoin(contacts, contacts.c.id == phones.c.contact_id)
+        .outerjoin(_contact_company, _contact_company.c.id == contacts.c.company_id)
+        .outerjoin(
+            _phone_company,
+            and_(_phone_company.c.id == phones.c.company_id, phones.c.contact_id.is_(None)),
+        )
+        .outerjoin(users, users.c.id == responsible)
+    )
+    return (
+        select(
+            literal_column(str(int(rank))).label("rank"),
+            phones.c.id,
+            phones.c.contact_id,
+            phones.c.company_id,
+            phones.c.raw,
+            phones.c.national,
+            contacts.c.id.label("contact_found"),
+            contacts.c.name.label("contact_name"),
+            contacts.c.company_id.label("contact_company_id"),
+            contacts.c.tags.label("contact_tags"),
+            _contact_company.c.name.label("contact_company_name"),
+            _phone_company.c.id.label("company_found"),
+            _phone_company.c.name.label("company_name"),
+            _phone_company.c.tags.label("company_tags"),
+            responsible.label("responsible_user_id"),
+            users.c.name.label("responsible_name"),
+        )
+        .select_from(joined)
+        .where(phones.c.id.in_(ids))
+    )
+
+
+def _owners(hits: list[tuple[int, int, MatchType, Any]]) -> list[tuple[int, Match]]:
     """Turn phone hits into one Match per owner (its best hit), each with minus the length of
     the ending its number shares with the input (for sorting)."""
     best_contact: dict[int, tuple[int, int, MatchType, Any]] = {}
@@ -247,90 +320,45 @@ async def _owners(
         if key not in target or hit[:2] < target[key][:2]:
             target[key] = hit
     out: list[tuple[int, Match]] = []
-    company_ids: set[int] = set(best_company)
-    contact_rows: list[Any] = []
-    if best_contact:
-        contact_rows = list(
-            (
-                await conn.execute(
-                    select(
-                        contacts.c.id,
-                        contacts.c.name,
-                        contacts.c.company_id,
-                        contacts.c.responsible_user_id,
-                        contacts.c.tags,
-                    ).where(contacts.c.id.in_(list(best_contact)))
-                )
-            ).all()
-        )
-        company_ids.update(int(r.company_id) for r in contact_rows if r.company_id is not None)
-    company_rows: dict[int, Any] = {}
-    if company_ids:
-        for r in await conn.execute(
-            select(
-                companies.c.id,
-                companies.c.name,
-                companies.c.responsible_user_id,
-                companies.c.tags,
-            ).where(companies.c.id.in_(sorted(company_ids)))
-        ):
-            company_rows[int(r.id)] = r
-    user_ids: set[int] = set()
-    for r in contact_rows:
-        if r.responsible_user_id is not None:
-            user_ids.add(int(r.responsible_user_id))
-    for r in company_rows.values():
-        if r.responsible_user_id is not None:
-            user_ids.add(int(r.responsible_user_id))
-    names: dict[int, str] = {}
-    if user_ids:
-        for u in await conn.execute(
-            select(users.c.id, users.c.name).where(users.c.id.in_(sorted(user_ids)))
-        ):
-            names[int(u.id)] = u.name
-    for r in contact_rows:
-        rank, neg_common, mtype, phone = best_contact[int(r.id)]
-        comp = company_rows.get(int(r.company_id)) if r.company_id is not None else None
+    for cid, (rank, neg_common, mtype, r) in best_contact.items():
+        if r.contact_found is None:
+            continue
         responsible = r.responsible_user_id
-        if responsible is None and comp is not None:
-            responsible = comp.responsible_user_id
         out.append(
             (
                 neg_common,
                 Match(
                     kind="contact",
-                    id=int(r.id),
-                    name=r.name,
-                    company_id=r.company_id,
-                    company_name=comp.name if comp is not None else None,
+                    id=cid,
+                    name=r.contact_name,
+                    company_id=r.contact_company_id,
+                    company_name=r.contact_company_name,
                     responsible_user_id=responsible,
-                    responsible_name=names.get(responsible) if responsible is not None else None,
-                    tags=tuple(r.tags or ()),
-                    matched_number=phone.raw,
+                    responsible_name=r.responsible_name if responsible is not None else None,
+                    tags=tuple(r.contact_tags or ()),
+                    matched_number=r.raw,
                     match_type=mtype,
                     rank=rank,
                 ),
             )
         )
-    for cid, hit in best_company.items():
-        comp = company_rows.get(cid)
-        if comp is None:
+    for cid, (rank, neg_common, mtype, r) in best_company.items():
+        if r.company_found is None:
             continue
-        rank, neg_common, mtype, phone = hit
-        responsible = comp.responsible_user_id
+        responsible = r.responsible_user_id
         out.append(
             (
                 neg_common,
                 Match(
                     kind="company",
                     id=cid,
-                    name=comp.name,
+                    name=r.company_name,
                     company_id=cid,
-                    company_name=comp.name,
+                    company_name=r.company_name,
                     responsible_user_id=responsible,
-                    responsible_name=names.get(responsible) if responsible is not None else None,
-                    tags=tuple(comp.tags or ()),
-                    matched_number=phone.raw,
+                    responsible_name=r.responsible_name if responsible is not None else None,
+                    tags=tuple(r.company_tags or ()),
+                    matched_number=r.raw,
                     match_type=mtype,
                     rank=rank,
                 ),
