@@ -17,22 +17,39 @@ and notes, the open tasks, the responsible manager and tags. The result is a JSO
 ``open_tasks``    open tasks for these contacts, companies or this number
 ``create_contact`` when nobody owns the number: ``{"phone": ...}`` to prefill a new contact
 ``explanation``   how the lookup went (variants tried, why nothing matched)
+
+A card costs two or three statements: the lookup, one UNION ALL for the phones, last calls,
+last notes and open tasks (each part ordered and limited on its own), and the best match's
+company when it has one.
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 import phonenumbers
-from sqlalchemy import and_, or_, select
+from sqlalchemy import (
+    Float,
+    Text,
+    and_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from crm_sync.callbacks import number_key
 from crm_sync.lookup import lookup
 from crm_sync.phones import is_hidden, normalize
-from crm_sync.schema import activities, companies, phones, tasks, users
+from crm_sync.schema import ID, TS, activities, companies, phones, tasks, users
 
 __all__ = ["build_card", "display_number"]
 
@@ -60,22 +77,147 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-async def _phones_of(
-    conn: AsyncConnection, contact_ids: list[int], company_ids: list[int]
-) -> dict[tuple[str, int], list[dict[str, str]]]:
-    out: dict[tuple[str, int], list[dict[str, str]]] = {}
-    if not contact_ids and not company_ids:
-        return out
-    rows = await conn.execute(
-        select(
-            phones.c.contact_id, phones.c.company_id, phones.c.raw, phones.c.e164, phones.c.label
+# what each row of the details statement is
+_PHONE, _CALL, _NOTE, _TASK = 1, 2, 3, 4
+
+
+def _arm(
+    src: int,
+    table: Any,
+    order: list[Any],
+    where: ColumnElement[bool],
+    limit: int | None,
+    **cols: Any,
+) -> Any:
+    """One part of the details statement: the uniform columns (missing ones NULL, typed so
+    results convert alike on every part), ``pos`` its place in ``order``, at most ``limit``."""
+    types: dict[str, Any] = {
+        "id": ID,
+        "int1": ID,
+        "int2": ID,
+        "num": Float(),
+        "s1": Text(),
+        "s2": Text(),
+        "s3": Text(),
+        "s4": Text(),
+        "who": Text(),
+        "at": TS,
+    }
+    columns: list[Any] = [literal_column(str(src)).label("src")]
+    for name, type_ in types.items():
+        value = cols.get(name)
+        columns.append((value if value is not None else cast(null(), type_)).label(name))
+    columns.append(func.row_number().over(order_by=order).label("pos"))
+    stmt = select(*columns).select_from(table).where(where).order_by(*order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return select(stmt.subquery())
+
+
+@functools.lru_cache(maxsize=16)
+def _details_statement(owners: bool, by_number: bool, by_key: bool) -> Any:
+    """Phones of the matches, last calls, last notes and open tasks as one statement, each part
+    ordered and limited as on its own; built once per shape. Bound parameters: ``contact_ids``
+    and ``company_ids`` (lists), ``e164`` when ``by_number``, ``key`` when ``by_key``."""
+    contact_ids: Any = bindparam("contact_ids", expanding=True)
+    company_ids: Any = bindparam("company_ids", expanding=True)
+    who: list[ColumnElement[bool]] = [
+        activities.c.contact_id.in_(contact_ids),
+        activities.c.company_id.in_(company_ids),
+    ]
+    call_filter = list(who)
+    if by_number:
+        e164 = bindparam("e164", type_=Text())
+        call_filter += [activities.c.caller_e164 == e164, activities.c.callee_e164 == e164]
+    task_filter: list[ColumnElement[bool]] = [
+        tasks.c.contact_id.in_(contact_ids),
+        tasks.c.company_id.in_(company_ids),
+    ]
+    if by_key:
+        task_filter.append(tasks.c.number_e164 == bindparam("key", type_=Text()))
+    parts = []
+    if owners:
+        parts.append(
+            _arm(
+                _PHONE,
+                phones,
+                [phones.c.id],
+                or_(phones.c.contact_id.in_(contact_ids), phones.c.company_id.in_(company_ids)),
+                None,
+                id=phones.c.id,
+                int1=phones.c.contact_id,
+                int2=phones.c.company_id,
+                s1=phones.c.raw,
+                s2=phones.c.e164,
+                s3=phones.c.label,
+            )
         )
-        .where(or_(phones.c.contact_id.in_(contact_ids), phones.c.company_id.in_(company_ids)))
-        .order_by(phones.c.id)
+    parts.append(
+        _arm(
+            _CALL,
+            activities.outerjoin(users, users.c.id == activities.c.answered_by_user_id),
+            [activities.c.started_at.desc(), activities.c.id.desc()],
+            and_(activities.c.kind == "call", or_(*call_filter)),
+            RECENT_LIMIT,
+            id=activities.c.id,
+            num=activities.c.talk_seconds,
+            s1=activities.c.direction,
+            s2=activities.c.outcome,
+            s3=activities.c.answered_by,
+            s4=activities.c.body,
+            who=users.c.name,
+            at=activities.c.started_at,
+        )
     )
-    for r in rows:
-        key = ("contact", r.contact_id) if r.contact_id is not None else ("company", r.company_id)
-        out.setdefault(key, []).append({"raw": r.raw, "e164": r.e164 or "", "label": r.label})
+    if owners:
+        parts.append(
+            _arm(
+                _NOTE,
+                activities.outerjoin(users, users.c.id == activities.c.user_id),
+                [activities.c.created_at.desc(), activities.c.id.desc()],
+                and_(activities.c.kind == "note", or_(*who)),
+                RECENT_LIMIT,
+                id=activities.c.id,
+                s4=activities.c.body,
+                who=users.c.name,
+                at=activities.c.created_at,
+            )
+        )
+    parts.append(
+        _arm(
+            _TASK,
+            tasks.outerjoin(users, users.c.id == tasks.c.assignee_id),
+            [tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id],
+            and_(tasks.c.status == "open", or_(*task_filter)),
+            TASK_LIMIT,
+            id=tasks.c.id,
+            int1=tasks.c.attempts,
+            s1=tasks.c.title,
+            s2=tasks.c.kind,
+            who=users.c.name,
+            at=tasks.c.due_at,
+        )
+    )
+    return union_all(*parts).order_by(literal_column("src"), literal_column("pos"))
+
+
+async def _details(
+    conn: AsyncConnection,
+    contact_ids: list[int],
+    company_ids: list[int],
+    e164: str | None,
+    key: str | None,
+) -> dict[int, list[Any]]:
+    """The rows of :func:`_details_statement` (one round trip) by part, in order."""
+    params: dict[str, Any] = {"contact_ids": contact_ids, "company_ids": company_ids}
+    if e164:
+        params["e164"] = e164
+    if key:
+        params["key"] = key
+    stmt = _details_statement(bool(contact_ids or company_ids), bool(e164), bool(key))
+    out: dict[int, list[Any]] = {_PHONE: [], _CALL: [], _NOTE: [], _TASK: []}
+    for row in await conn.execute(stmt, params):
+        out[int(row.src)].append(row)
     return out
 
 
@@ -113,90 +255,41 @@ async def build_card(
         {m.company_id for m in found if m.company_id is not None}
         | {m.id for m in found if m.kind == "company"}
     )
-    phone_map = await _phones_of(conn, contact_ids, company_ids)
-    for m in matches:
-        m["phones"] = phone_map.get((m["kind"], m["id"]), [])
     e164 = view["e164"] or result.e164
 
-    who: list[ColumnElement[bool]] = [
-        activities.c.contact_id.in_(contact_ids),
-        activities.c.company_id.in_(company_ids),
-    ]
-    call_filter = list(who)
-    if e164:
-        call_filter += [activities.c.caller_e164 == e164, activities.c.callee_e164 == e164]
-    calls = await conn.execute(
-        select(
-            activities.c.id,
-            activities.c.direction,
-            activities.c.outcome,
-            activities.c.started_at,
-            activities.c.talk_seconds,
-            activities.c.answered_by,
-            activities.c.body,
-            users.c.name.label("agent_name"),
-        )
-        .select_from(activities.outerjoin(users, users.c.id == activities.c.answered_by_user_id))
-        .where(and_(activities.c.kind == "call", or_(*call_filter)))
-        .order_by(activities.c.started_at.desc(), activities.c.id.desc())
-        .limit(RECENT_LIMIT)
-    )
+    key = number_key(number, e164)  # callback tasks keep short numbers by their digits
+    details = await _details(conn, contact_ids, company_ids, e164, key)
+    phone_map: dict[tuple[str, int], list[dict[str, str]]] = {}
+    for r in details[_PHONE]:
+        owner = ("contact", r.int1) if r.int1 is not None else ("company", r.int2)
+        phone_map.setdefault(owner, []).append({"raw": r.s1, "e164": r.s2 or "", "label": r.s3})
+    for m in matches:
+        m["phones"] = phone_map.get((m["kind"], m["id"]), [])
     recent_calls = [
         {
             "id": r.id,
-            "direction": r.direction,
-            "outcome": r.outcome,
-            "started_at": _iso(r.started_at),
-            "talk_seconds": r.talk_seconds,
-            "agent": r.agent_name or r.answered_by or "",
-            "note": r.body,
+            "direction": r.s1,
+            "outcome": r.s2,
+            "started_at": _iso(r.at),
+            "talk_seconds": r.num,
+            "agent": r.who or r.s3 or "",
+            "note": r.s4,
         }
-        for r in calls
+        for r in details[_CALL]
     ]
-    notes: list[dict[str, Any]] = []
-    if contact_ids or company_ids:
-        rows = await conn.execute(
-            select(activities.c.id, activities.c.body, activities.c.created_at, users.c.name)
-            .select_from(activities.outerjoin(users, users.c.id == activities.c.user_id))
-            .where(and_(activities.c.kind == "note", or_(*who)))
-            .order_by(activities.c.created_at.desc(), activities.c.id.desc())
-            .limit(RECENT_LIMIT)
-        )
-        notes = [
-            {"id": r.id, "body": r.body, "at": _iso(r.created_at), "author": r.name or ""}
-            for r in rows
-        ]
-    task_filter: list[ColumnElement[bool]] = [
-        tasks.c.contact_id.in_(contact_ids),
-        tasks.c.company_id.in_(company_ids),
+    notes = [
+        {"id": r.id, "body": r.s4, "at": _iso(r.at), "author": r.who or ""} for r in details[_NOTE]
     ]
-    key = number_key(number, e164)  # callback tasks keep short numbers by their digits
-    if key:
-        task_filter.append(tasks.c.number_e164 == key)
-    rows = await conn.execute(
-        select(
-            tasks.c.id,
-            tasks.c.title,
-            tasks.c.kind,
-            tasks.c.due_at,
-            tasks.c.attempts,
-            users.c.name.label("assignee"),
-        )
-        .select_from(tasks.outerjoin(users, users.c.id == tasks.c.assignee_id))
-        .where(and_(tasks.c.status == "open", or_(*task_filter)))
-        .order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)
-        .limit(TASK_LIMIT)
-    )
     open_tasks = [
         {
             "id": r.id,
-            "title": r.title,
-            "kind": r.kind,
-            "due_at": _iso(r.due_at),
-            "attempts": r.attempts,
-            "assignee": r.assignee or "",
+            "title": r.s1,
+            "kind": r.s2,
+            "due_at": _iso(r.at),
+            "attempts": r.int1,
+            "assignee": r.who or "",
         }
-        for r in rows
+        for r in details[_TASK]
     ]
     # only the same last digits: candidates to show, not the caller
     primary = matches[0] if matches and exact else None
