@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connector.web.api_access import json_ok, user_principal, visible_user_ids
 from connector.web.auth import public
@@ -31,7 +31,7 @@ from crm_sync.calllog_query import (
     query_calls,
     to_csv,
 )
-from crm_sync.schema import tasks, users
+from crm_sync.schema import activities, tasks, users
 
 __all__ = ["setup"]
 
@@ -126,11 +126,18 @@ async def stats(request: web.Request) -> web.Response:
         if f.agent_id:
             user_q = user_q.where(users.c.id == f.agent_id)
         agents = {int(r.id): r.name for r in await conn.execute(user_q)}
-        cb_q = select(tasks.c.assignee_id, tasks.c.status).where(tasks.c.kind == "callback")
+        # a callback belongs to the period of the missed call that caused it (not to the time
+        # the task was written, which can fall on another day)
+        when = func.coalesce(activities.c.started_at, tasks.c.created_at)
+        cb_q = (
+            select(tasks.c.assignee_id, tasks.c.status)
+            .select_from(tasks.outerjoin(activities, activities.c.id == tasks.c.activity_id))
+            .where(tasks.c.kind == "callback")
+        )
         if f.since:
-            cb_q = cb_q.where(tasks.c.created_at >= f.since)
+            cb_q = cb_q.where(when >= f.since)
         if f.until:
-            cb_q = cb_q.where(tasks.c.created_at < f.until)
+            cb_q = cb_q.where(when < f.until)
         callbacks = [(r.assignee_id, r.status) for r in await conn.execute(cb_q)]
     inbound = [c for c in items if c["direction"] == "inbound"]
     totals = {
