@@ -198,7 +198,9 @@ class AmiTranslator:
             logger.exception("%s: cannot translate AMI %s; skipped", self.name, name)
             return []
 
-    def _channel_seen(self, msg: AmiMessage, at: datetime) -> list[Observation]:
+    def _channel_seen(
+        self, msg: AmiMessage, at: datetime, *, adopted: bool = False
+    ) -> list[Observation]:
         uid, linked = msg.get("Uniqueid"), msg.get("Linkedid")
         if not uid or not linked:
             return []
@@ -213,28 +215,14 @@ class AmiTranslator:
                 extension=self._agent_extension(msg, ""),
                 caller=self._party(msg, ""),
                 direction=self._channel_direction(channel, msg.get("Context")),
+                adopted=adopted,
+                answered=adopted and msg.get("ChannelState") == "6",
             )
         ]
 
     def _core_show_channel(self, msg: AmiMessage, at: datetime) -> list[Observation]:
-        uid, linked = msg.get("Uniqueid"), msg.get("Linkedid")
-        if not uid or not linked:
-            return []
-        channel = msg.get("Channel")
-        return [
-            ChannelSeen(
-                pbx=self.name,
-                conversation_id=linked,
-                at=at,
-                leg_id=uid,
-                channel=channel,
-                extension=self._agent_extension(msg, ""),
-                caller=self._party(msg, ""),
-                direction=self._channel_direction(channel, msg.get("Context")),
-                adopted=True,
-                answered=msg.get("ChannelState") == "6",
-            )
-        ]
+        """A channel still up after a (re)login: adopt it, answered if its state is Up."""
+        return self._channel_seen(msg, at, adopted=True)
 
     def _local_bridge(self, msg: AmiMessage, at: datetime) -> list[Observation]:
         one, two = msg.get("LocalOneUniqueid"), msg.get("LocalTwoUniqueid")
