@@ -483,6 +483,24 @@ class CallTracker:
         return self._user_of(pbx, extension)
 
     @staticmethod
+    def _answered(
+        conv: _Conversation, leg: _Leg, at: datetime, now: datetime, **extra: object
+    ) -> CallAnswered:
+        """call.answered for ``leg`` (an agent's leg, or ``remote=True`` for the customer)."""
+        return CallAnswered(
+            key=CallTracker._key(conv, CallAnswered.TYPE, leg.leg_id),
+            pbx=conv.pbx,
+            conversation_id=conv.id,
+            occurred_at=at,
+            observed_at=now,
+            leg_id=leg.leg_id,
+            direction=conv.direction,
+            caller=conv.caller,
+            callee=conv.callee,
+            **extra,  # type: ignore[arg-type]
+        )
+
+    @staticmethod
     def _key(conv: _Conversation, type_: str, suffix: str) -> str:
         return f"{conv.pbx}:{conv.id}:{type_}:{suffix}"
 
@@ -645,20 +663,7 @@ class CallTracker:
                 conv.remote_answered_at = at
             conv.answered_by = conv.answered_by or conv.placed_by
             self._advance(conv, CallState.TALKING)
-            return [
-                CallAnswered(
-                    key=self._key(conv, CallAnswered.TYPE, leg.leg_id),
-                    pbx=conv.pbx,
-                    conversation_id=conv.id,
-                    occurred_at=at,
-                    observed_at=now,
-                    leg_id=leg.leg_id,
-                    direction=conv.direction,
-                    caller=conv.caller,
-                    callee=conv.callee,
-                    remote=True,
-                )
-            ]
+            return [self._answered(conv, leg, at, now, remote=True)]
         if conv.agent_answered_at is None:
             conv.agent_answered_at = at
         conv.answered_by = conv.answered_by or leg.extension
@@ -668,19 +673,7 @@ class CallTracker:
             self._advance(conv, CallState.TALKING)
         user_id = self._user(conv.pbx, leg.extension)
         events: list[CallEvent] = [
-            CallAnswered(
-                key=self._key(conv, CallAnswered.TYPE, leg.leg_id),
-                pbx=conv.pbx,
-                conversation_id=conv.id,
-                occurred_at=at,
-                observed_at=now,
-                leg_id=leg.leg_id,
-                direction=conv.direction,
-                caller=conv.caller,
-                callee=conv.callee,
-                extension=leg.extension,
-                user_id=user_id,
-            )
+            self._answered(conv, leg, at, now, extension=leg.extension, user_id=user_id)
         ]
         for other in conv.legs.values():
             if (
